@@ -1,0 +1,1 @@
+"""The ``getit-ml`` command line: thin typer adapters over the library."""

@@ -1,0 +1,201 @@
+"""The platform's main job on the embedded default, as a sequence of stages.
+
+``getit-ml demo`` runs the stages in the order data flows (data → features → training pipeline →
+registry → serving → monitoring) on one machine: SQLite, local files and local processes, no
+cluster. Each issue that builds a layer adds its stage to :func:`default_stages`. The first stages
+prove the ground everything else stands on: both pinned environments and the embedded backends.
+
+A stage returns a :class:`StageResult`; the runner stops at the first failure, because every later
+stage consumes what the earlier ones produce. Rendering (progress bars, tables) belongs to the CLI:
+the runner only reports through callbacks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from getit_ml.environments import EnvironmentReport, probe
+from getit_ml.settings import PlatformSettings
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folders of the demo's working directory, one per layer that keeps state there.
+WORKSPACE_LAYOUT = ("data", "features", "mlflow", "pipelines", "serving", "monitoring")
+
+
+class StageStatus(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage did: a one-line summary plus named figures for the summary table."""
+
+    status: StageStatus
+    summary: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What every stage gets: the settings and the folder that holds the run's state."""
+
+    settings: PlatformSettings
+    workdir: Path
+
+
+class Stage(Protocol):
+    """One step of the demo. ``run`` must not raise for expected failures: it returns a
+    FAILED result that says what went wrong and what to do."""
+
+    name: str
+    description: str
+
+    def run(self, context: DemoContext) -> StageResult: ...
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    name: str
+    description: str
+    result: StageResult
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    outcomes: list[StageOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.result.status is StageStatus.OK for o in self.outcomes)
+
+
+def _environment_result(report: EnvironmentReport) -> StageResult:
+    versions = {p.distribution: p.version or "missing" for p in report.packages}
+    if not report.ok:
+        return StageResult(StageStatus.FAILED, "; ".join(report.problems()), versions)
+    slowest = max(report.packages, key=lambda p: p.import_seconds)
+    summary = (
+        f"Python {report.python}, {len(report.packages)} packages import "
+        f"(slowest: {slowest.distribution} {slowest.import_seconds:.1f}s)"
+    )
+    return StageResult(StageStatus.OK, summary, versions)
+
+
+class PlatformEnvironmentStage:
+    """Imports everything the platform environment promises, in this process."""
+
+    name = "platform environment"
+    description = "torch, kfp, kserve, feast, mlflow, xgboost, optuna, transformers import"
+
+    def run(self, context: DemoContext) -> StageResult:
+        return _environment_result(probe("platform"))
+
+
+class MonitoringEnvironmentStage:
+    """Probes the monitoring environment from outside, in its own interpreter."""
+
+    name = "monitoring environment"
+    description = "alibi 0.9.4 and alibi-detect 0.11.4 (Apache-2.0) import on numpy 1.24"
+
+    def run(self, context: DemoContext) -> StageResult:
+        python = context.settings.monitoring_python
+        if not python.exists():
+            return StageResult(
+                StageStatus.FAILED,
+                f"no interpreter at {python}: run `make setup` to create .venv-monitoring "
+                "(or set GETIT_ML_MONITORING_PYTHON)",
+            )
+        completed = subprocess.run(
+            [str(python), "-m", "getit_ml.environments", "monitoring"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            check=False,
+        )
+        try:
+            report = EnvironmentReport.from_json(completed.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError, KeyError, TypeError):
+            tail = (completed.stderr or completed.stdout).strip()[-500:]
+            return StageResult(
+                StageStatus.FAILED,
+                f"{python} -m getit_ml.environments exited {completed.returncode}: {tail}",
+            )
+        return _environment_result(report)
+
+
+class EmbeddedBackendsStage:
+    """Lays out the working directory and proves its SQLite backend works."""
+
+    name = "embedded backends"
+    description = "working directory laid out; SQLite (Feast online store, MLflow) writes and reads"
+
+    def run(self, context: DemoContext) -> StageResult:
+        for folder in WORKSPACE_LAYOUT:
+            (context.workdir / folder).mkdir(parents=True, exist_ok=True)
+        probe_db = context.workdir / "embedded-check.db"
+        with sqlite3.connect(probe_db) as connection:
+            stamp = str(time.time())
+            connection.execute("CREATE TABLE IF NOT EXISTS probe (k TEXT PRIMARY KEY, v TEXT)")
+            connection.execute("INSERT OR REPLACE INTO probe VALUES ('written', ?)", (stamp,))
+            (read_back,) = connection.execute("SELECT v FROM probe WHERE k = 'written'").fetchone()
+            # JSON functions are used by MLflow's and Feast's SQLite stores.
+            (json_ok,) = connection.execute("SELECT json_valid('{\"a\": 1}')").fetchone()
+        probe_db.unlink()
+        if read_back != stamp:
+            return StageResult(StageStatus.FAILED, f"SQLite at {probe_db} lost a write")
+        if not json_ok:
+            return StageResult(StageStatus.FAILED, "SQLite lacks the JSON1 functions")
+        return StageResult(
+            StageStatus.OK,
+            f"{context.workdir} ready ({', '.join(WORKSPACE_LAYOUT)})",
+            {"sqlite": sqlite3.sqlite_version, "workdir": str(context.workdir.resolve())},
+        )
+
+
+def default_stages() -> list[Stage]:
+    """The demo's stages, in data-flow order. Later layers append theirs here."""
+    return [PlatformEnvironmentStage(), MonitoringEnvironmentStage(), EmbeddedBackendsStage()]
+
+
+def run_demo(
+    stages: Sequence[Stage],
+    context: DemoContext,
+    on_start: Callable[[Stage], None] | None = None,
+    on_finish: Callable[[Stage, StageOutcome], None] | None = None,
+) -> DemoReport:
+    """Run ``stages`` in order; after a failure the remaining stages are reported NOT_RUN."""
+    context.workdir.mkdir(parents=True, exist_ok=True)
+    outcomes: list[StageOutcome] = []
+    failed = False
+    for stage in stages:
+        if failed:
+            result = StageResult(StageStatus.NOT_RUN, "skipped: an earlier stage failed")
+            outcome = StageOutcome(stage.name, stage.description, result, 0.0)
+        else:
+            if on_start is not None:
+                on_start(stage)
+            started = time.perf_counter()
+            result = stage.run(context)
+            outcome = StageOutcome(
+                stage.name, stage.description, result, time.perf_counter() - started
+            )
+            failed = result.status is not StageStatus.OK
+            logger.debug("stage %s: %s (%s)", stage.name, result.status, result.summary)
+        outcomes.append(outcome)
+        if on_finish is not None:
+            on_finish(stage, outcome)
+    return DemoReport(outcomes)

@@ -1,0 +1,119 @@
+"""Platform settings: the one module that reads the environment.
+
+Every setting is a field of a pydantic-settings class with the ``GETIT_ML_`` prefix (in the style
+of MLServer), documented by its docstring, so ``getit-ml settings`` can list them. Nothing is read
+at import time: call :func:`load_settings` where a command starts.
+
+This module needs pydantic 2 and is therefore for the platform environment only; the monitoring
+sidecars (pydantic 1) take their configuration from command-line flags and artefacts on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from getit_ml.errors import SettingsError
+
+ENV_PREFIX = "GETIT_ML_"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class PlatformSettings(BaseSettings):
+    """Settings shared by the CLI, the demo and the tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+
+    home: Path = Path(".getit-ml")
+    """Folder that holds the embedded default's state: generated data, Feast's SQLite online store
+    and file registry, MLflow's SQLite database and artefacts, pipeline outputs."""
+
+    log_level: LogLevel = "INFO"
+    """Level of getit_ml's log records on stderr: DEBUG, INFO, WARNING or ERROR."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis used by the production configuration (Feast online store, event streams) and by the
+    integration tests."""
+
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    """PostgreSQL used by the production configuration (Feast SQL registry, MLflow backend) and by
+    the integration tests. Put credentials in a Secret-backed environment variable, never in a
+    values file."""
+
+    service_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Seconds to wait for Redis or PostgreSQL before declaring it unreachable."""
+
+    monitoring_python: Path = Path(".venv-monitoring/bin/python")
+    """Interpreter of the monitoring environment (alibi 0.9.4, alibi-detect 0.11.4, numpy 1.24),
+    where the explainer and drift-detector sidecars run."""
+
+    ci: bool = Field(default=False, validation_alias=AliasChoices("CI", f"{ENV_PREFIX}CI"))
+    """True on CI machines (the conventional ``CI`` variable, read without the prefix): tests that
+    need Redis or PostgreSQL then fail instead of skipping when a server is unreachable."""
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        variable = f"{ENV_PREFIX}{field.upper()}" if field != "settings" else field
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{variable}: no such setting (see `getit-ml settings`)")
+        else:
+            problems.append(f"{variable}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> PlatformSettings:
+    """Read the settings from the environment, with ``overrides`` taking precedence.
+
+    Raises :class:`~getit_ml.errors.SettingsError` with one readable line per bad value, and for
+    any ``GETIT_ML_*`` variable that names no setting: a typo must not be silently ignored.
+    """
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in PlatformSettings.model_fields}
+    unknown = sorted(
+        variable
+        for variable in os.environ
+        if variable.upper().startswith(ENV_PREFIX) and variable.upper() not in known
+    )
+    if unknown:
+        raise SettingsError(
+            "invalid settings: "
+            + "; ".join(f"{v}: no such setting (see `getit-ml settings`)" for v in unknown)
+        )
+    try:
+        return PlatformSettings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def mask_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for display and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_settings(settings: PlatformSettings) -> list[tuple[str, str, str]]:
+    """``(environment variable, current value, description)`` for every setting, passwords
+    masked."""
+    rows = []
+    for name, field in PlatformSettings.model_fields.items():
+        variable = "CI" if name == "ci" else f"{ENV_PREFIX}{name.upper()}"
+        value = str(getattr(settings, name))
+        rows.append((variable, mask_password(value), field.description or ""))
+    return rows

@@ -1,0 +1,97 @@
+"""The demo runner: stage order, failure handling, and the real stages on this machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from getit_ml.demo import (
+    WORKSPACE_LAYOUT,
+    DemoContext,
+    EmbeddedBackendsStage,
+    MonitoringEnvironmentStage,
+    StageResult,
+    StageStatus,
+    default_stages,
+    run_demo,
+)
+from getit_ml.settings import load_settings
+
+
+@dataclass
+class RecordingStage:
+    name: str
+    status: StageStatus
+    description: str = "test stage"
+    calls: list[Path] = field(default_factory=list)
+
+    def run(self, context: DemoContext) -> StageResult:
+        self.calls.append(context.workdir)
+        return StageResult(self.status, f"{self.name} said {self.status}")
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> DemoContext:
+    return DemoContext(settings=load_settings(), workdir=tmp_path / "run")
+
+
+def test_stages_run_in_order_and_report(context: DemoContext) -> None:
+    first = RecordingStage("data", StageStatus.OK)
+    second = RecordingStage("features", StageStatus.OK)
+    started: list[str] = []
+    finished: list[str] = []
+    report = run_demo(
+        [first, second],
+        context,
+        on_start=lambda s: started.append(s.name),
+        on_finish=lambda s, o: finished.append(o.name),
+    )
+    assert report.ok
+    assert started == finished == ["data", "features"]
+    assert first.calls == second.calls == [context.workdir]
+    assert context.workdir.is_dir()
+
+
+def test_a_failure_stops_the_later_stages(context: DemoContext) -> None:
+    broken = RecordingStage("features", StageStatus.FAILED)
+    later = RecordingStage("training", StageStatus.OK)
+    report = run_demo([RecordingStage("data", StageStatus.OK), broken, later], context)
+    assert not report.ok
+    assert [o.result.status for o in report.outcomes] == [
+        StageStatus.OK,
+        StageStatus.FAILED,
+        StageStatus.NOT_RUN,
+    ]
+    assert later.calls == []
+
+
+def test_embedded_backends_lay_out_the_workdir(context: DemoContext) -> None:
+    result = EmbeddedBackendsStage().run(context)
+    assert result.status is StageStatus.OK
+    assert sorted(p.name for p in context.workdir.iterdir()) == sorted(WORKSPACE_LAYOUT)
+
+
+def test_missing_monitoring_interpreter_fails_with_advice(tmp_path: Path) -> None:
+    settings = load_settings(monitoring_python=tmp_path / "nope" / "python")
+    result = MonitoringEnvironmentStage().run(DemoContext(settings, tmp_path))
+    assert result.status is StageStatus.FAILED
+    assert "make setup" in result.summary
+
+
+def test_broken_monitoring_interpreter_is_reported(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Traceback: numpy exploded' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = MonitoringEnvironmentStage().run(
+        DemoContext(load_settings(monitoring_python=fake), tmp_path)
+    )
+    assert result.status is StageStatus.FAILED
+    assert "numpy exploded" in result.summary
+
+
+def test_default_stages_follow_the_data_flow() -> None:
+    names = [stage.name for stage in default_stages()]
+    assert names[:3] == ["platform environment", "monitoring environment", "embedded backends"]
+    assert len(names) == len(set(names))
