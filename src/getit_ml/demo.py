@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -166,9 +167,43 @@ class EmbeddedBackendsStage:
         )
 
 
+class MarketplaceDataStage:
+    """Generates the default synthetic marketplace and checks it against its contracts."""
+
+    name = "marketplace data"
+    description = "synthetic GetIt marketplace generated and validated against the data contracts"
+
+    def run(self, context: DemoContext) -> StageResult:
+        from getit_ml.data.generator import MarketplaceConfig, generate
+
+        out = marketplace_dir(context.workdir)
+        if out.exists():  # the demo owns this folder: a re-run starts from a clean slate
+            shutil.rmtree(out)
+        summary = generate(MarketplaceConfig(), out)
+        details = {name: f"{rows:,}" for name, rows in summary.rows.items()}
+        details["fraud rate"] = f"{summary.fraud_rate:.2%}"
+        return StageResult(
+            StageStatus.OK,
+            f"{summary.rows['customers']:,} customers, {summary.rows['events']:,} events, "
+            f"{summary.rows['orders']:,} orders, fraud {summary.fraud_rate:.2%} of payments "
+            f"→ {out}",
+            details,
+        )
+
+
+def marketplace_dir(workdir: Path) -> Path:
+    """Where the demo keeps its generated marketplace."""
+    return workdir / "data" / "marketplace"
+
+
 def default_stages() -> list[Stage]:
     """The demo's stages, in data-flow order. Later layers append theirs here."""
-    return [PlatformEnvironmentStage(), MonitoringEnvironmentStage(), EmbeddedBackendsStage()]
+    return [
+        PlatformEnvironmentStage(),
+        MonitoringEnvironmentStage(),
+        EmbeddedBackendsStage(),
+        MarketplaceDataStage(),
+    ]
 
 
 def run_demo(

@@ -95,3 +95,14 @@ def test_default_stages_follow_the_data_flow() -> None:
     names = [stage.name for stage in default_stages()]
     assert names[:3] == ["platform environment", "monitoring environment", "embedded backends"]
     assert len(names) == len(set(names))
+
+
+def test_marketplace_stage_generates_and_reruns(context: DemoContext) -> None:
+    from getit_ml.demo import MarketplaceDataStage, marketplace_dir
+
+    first = MarketplaceDataStage().run(context)
+    assert first.status is StageStatus.OK, first.summary
+    assert (marketplace_dir(context.workdir) / "customers.parquet").is_file()
+    again = MarketplaceDataStage().run(context)  # the demo may be run twice
+    assert again.status is StageStatus.OK
+    assert again.details == first.details

@@ -7,11 +7,9 @@ result. A :class:`~getit_ml.errors.UserError` becomes one red line on stderr and
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,12 +17,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from getit_ml import __version__
-from getit_ml.errors import UserError
+from getit_ml.cli import data
+from getit_ml.cli.errors import user_errors
 from getit_ml.log import configure_logging
 from getit_ml.settings import PlatformSettings, describe_settings, load_settings
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 app = typer.Typer(
     name="getit-ml",
@@ -35,24 +31,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+app.add_typer(data.app, name="data")
+
 stdout = Console()
-stderr = Console(stderr=True)
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "not run": "yellow"}
-
-
-def user_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Show a UserError as a message, not a traceback, and exit with status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except UserError as error:
-            stderr.print(f"[bold red]error:[/] {error}", highlight=False)
-            raise typer.Exit(code=2) from None
-
-    return wrapper
 
 
 def _settings(ctx: typer.Context) -> PlatformSettings:
