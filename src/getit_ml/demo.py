@@ -175,6 +175,7 @@ class MarketplaceDataStage:
 
     def run(self, context: DemoContext) -> StageResult:
         from getit_ml.data.generator import MarketplaceConfig, generate
+        from getit_ml.data.validation import render_report, validate_dataset
 
         out = marketplace_dir(context.workdir)
         if out.exists():  # the demo owns this folder: a re-run starts from a clean slate
@@ -182,11 +183,18 @@ class MarketplaceDataStage:
         summary = generate(MarketplaceConfig(), out)
         details = {name: f"{rows:,}" for name, rows in summary.rows.items()}
         details["fraud rate"] = f"{summary.fraud_rate:.2%}"
+        validation = validate_dataset(out)
+        if not validation.ok:
+            return StageResult(
+                StageStatus.FAILED,
+                "the generated marketplace breaks its own contracts:\n" + render_report(validation),
+                details,
+            )
         return StageResult(
             StageStatus.OK,
             f"{summary.rows['customers']:,} customers, {summary.rows['events']:,} events, "
-            f"{summary.rows['orders']:,} orders, fraud {summary.fraud_rate:.2%} of payments "
-            f"→ {out}",
+            f"{summary.rows['orders']:,} orders, fraud {summary.fraud_rate:.2%} of payments; "
+            f"{validation.rows_in:,} rows valid against the contracts → {out}",
             details,
         )
 

@@ -40,7 +40,7 @@ class PlatformSettings(BaseSettings):
     """Folder that holds the embedded default's state: generated data, Feast's SQLite online store
     and file registry, MLflow's SQLite database and artefacts, pipeline outputs."""
 
-    log_level: LogLevel = "INFO"
+    log_level: LogLevel = "WARNING"
     """Level of getit_ml's log records on stderr: DEBUG, INFO, WARNING or ERROR."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"

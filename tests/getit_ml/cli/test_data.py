@@ -69,3 +69,45 @@ def test_import_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "movielens" in result.output
     assert "Traceback" not in result.output
+
+
+def test_validate_passes_generated_data_and_fails_bad_data(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    market = tmp_path / "market"
+    assert (
+        runner.invoke(
+            app, ["data", "generate", "--out", str(market), "--customers", "300", "--days", "3"]
+        ).exit_code
+        == 0
+    )
+    good = runner.invoke(app, ["data", "validate", str(market)])
+    assert good.exit_code == 0, good.output
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    products = pd.read_parquet(market / "products.parquet").head(20)
+    products.loc[3, "price_bdt"] = -50.0  # negative price
+    products.loc[7, "product_id"] = products.loc[6, "product_id"]  # duplicate id
+    products.drop(columns=["stock"]).to_csv(bad / "products.csv", index=False)  # missing column
+    result = runner.invoke(
+        app,
+        ["data", "validate", str(bad), "--table", "products", "--out", str(tmp_path / "report")],
+    )
+    assert result.exit_code == 1
+    assert "stock" in result.output
+    assert "missing_column" in result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    products_report = report["tables"]["products"]
+    assert products_report["rows_in"] == 20
+    assert products_report["rows_valid"] + products_report["rows_quarantined"] == 20
+    rules = {v["rule"] for v in report["violations"]}
+    assert {"missing_column", "below_min", "duplicate"} <= rules
+
+
+def test_validate_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "validate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
