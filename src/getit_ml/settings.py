@@ -55,6 +55,9 @@ class PlatformSettings(BaseSettings):
     service_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Seconds to wait for Redis or PostgreSQL before declaring it unreachable."""
 
+    feature_repo: Path = Path("feature_repo")
+    """Folder of the Feast feature repository: the definitions and ``feature_store.yaml``."""
+
     monitoring_python: Path = Path(".venv-monitoring/bin/python")
     """Interpreter of the monitoring environment (alibi 0.9.4, alibi-detect 0.11.4, numpy 1.24),
     where the explainer and drift-detector sidecars run."""

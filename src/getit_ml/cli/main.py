@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from getit_ml import __version__
-from getit_ml.cli import data
+from getit_ml.cli import data, features
 from getit_ml.cli.errors import user_errors
 from getit_ml.log import configure_logging
 from getit_ml.settings import PlatformSettings, describe_settings, load_settings
@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 
 app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
 
 stdout = Console()
 

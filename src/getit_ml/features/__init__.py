@@ -1,0 +1,1 @@
+"""Features: definitions, offline engineering, the Feast store and streaming ingestion."""

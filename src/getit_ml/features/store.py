@@ -1,0 +1,323 @@
+"""The platform's Feast feature store: configuration, apply, materialize and online reads.
+
+Two profiles share one feature repository (``feature_repo/``):
+
+* ``embedded`` (the default): the checked-in ``feature_store.yaml`` as it is — file registry,
+  guarded SQLite online store, file offline store — with its paths under
+  ``GETIT_ML_HOME/features``.
+* ``production``: the same definitions with Redis as online store and a PostgreSQL SQL registry,
+  addressed by ``GETIT_ML_REDIS_URL`` and ``GETIT_ML_POSTGRES_DSN``.
+
+The offline sources' relative paths (``offline/*.parquet``) resolve against the store's folder,
+so a workdir holds one complete, independent store. Feast's errors for a caller's mistake (an
+unknown feature service, a missing entity key) become :class:`~getit_ml.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+import yaml
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    OnDemandFeatureView,
+    RepoConfig,
+)
+from feast.data_source import DataSource, PushMode
+from feast.errors import FeastError
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+from getit_ml.errors import UserError
+from getit_ml.settings import PlatformSettings
+
+logger = logging.getLogger(__name__)
+
+FEATURE_STORE_YAML: Final = "feature_store.yaml"
+
+
+class Profile(enum.StrEnum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Where one store keeps its files."""
+
+    root: Path
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.root / "offline"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=N,password=...``) from a redis URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise UserError(f"GETIT_ML_REDIS_URL must start with redis:// or rediss:// (got {url!r})")
+    options = [f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"]
+    database = parts.path.lstrip("/")
+    if database:
+        options.append(f"db={database}")
+    if parts.password:
+        options.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """A psycopg-3 SQLAlchemy URL from a ``postgresql://`` DSN."""
+    if dsn.startswith("postgresql+"):
+        return dsn
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise UserError(f"GETIT_ML_POSTGRES_DSN must be a postgresql:// URL (got {dsn!r})")
+    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+
+
+def repo_config(
+    repo_dir: Path,
+    layout: StoreLayout,
+    profile: Profile,
+    settings: PlatformSettings,
+    project: str | None = None,
+) -> RepoConfig:
+    """The store's configuration: the repository's YAML with paths and backends filled in."""
+    yaml_path = repo_dir / FEATURE_STORE_YAML
+    if not yaml_path.is_file():
+        raise UserError(f"no {FEATURE_STORE_YAML} in {repo_dir}: is GETIT_ML_FEATURE_REPO right?")
+    raw: dict[str, Any] = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    if project is not None:
+        raw["project"] = project
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    if profile is Profile.EMBEDDED:
+        raw["registry"] = str(layout.data_dir / Path(str(raw["registry"])).name)
+        online = dict(raw["online_store"])
+        online["path"] = str(layout.data_dir / Path(str(online["path"])).name)
+        raw["online_store"] = online
+    else:
+        raw["registry"] = {
+            "registry_type": "sql",
+            "path": sqlalchemy_url(settings.postgres_dsn),
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
+        raw["online_store"] = {
+            "type": "redis",
+            "connection_string": redis_connection_string(settings.redis_url),
+        }
+    return RepoConfig(repo_path=layout.root, **raw)
+
+
+def open_store(
+    settings: PlatformSettings,
+    root: Path,
+    profile: Profile = Profile.EMBEDDED,
+    project: str | None = None,
+) -> FeatureStore:
+    """A FeatureStore whose files live under ``root`` (``GETIT_ML_HOME/features`` by default)."""
+    layout = StoreLayout(root)
+    layout.offline_dir.mkdir(parents=True, exist_ok=True)
+    config = repo_config(settings.feature_repo, layout, profile, settings, project)
+    return FeatureStore(config=config)
+
+
+# ------------------------------------------------------------------------------- definitions
+FeastDefinition = DataSource | Entity | FeatureView | OnDemandFeatureView | FeatureService
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = f"getit_feature_repo_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot import feature definitions from {path}")
+    module = importlib.util.module_from_spec(spec)
+    # Not registered in sys.modules: a second load (another store, a re-apply) must not meet a
+    # stale copy of the same file, which confuses dill's source lookup of the view bodies.
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_definitions(repo_dir: Path) -> list[FeastDefinition]:
+    """Every Feast object defined at module level in the repository's Python files.
+
+    Like ``feast apply``'s discovery, without changing the working directory: files are
+    imported by path, objects are collected once each (by identity), data sources of push
+    sources and feature views included.
+    """
+    found: list[FeastDefinition] = []
+
+    def add(obj: Any) -> None:
+        if isinstance(obj, FeastDefinition) and not any(obj is seen for seen in found):
+            found.append(obj)
+
+    files = sorted(p for p in repo_dir.glob("*.py") if p.name != "__init__.py")
+    if not files:
+        raise UserError(f"no feature definitions (*.py) in {repo_dir}")
+    for path in files:
+        module = _import_file(path)
+        for value in vars(module).values():
+            add(value)
+            batch_source = getattr(value, "batch_source", None)
+            if isinstance(value, DataSource | FeatureView) and batch_source is not None:
+                add(batch_source)
+    return found
+
+
+def apply_definitions(store: FeatureStore, repo_dir: Path) -> list[FeastDefinition]:
+    """Register (or update) the repository's objects and create the online tables."""
+    definitions = load_definitions(repo_dir)
+    store.apply(cast(list[Any], definitions))
+    logger.info("applied %d feature definitions from %s", len(definitions), repo_dir)
+    return definitions
+
+
+# ------------------------------------------------------------------------------ materialize
+def materialize(
+    store: FeatureStore,
+    start: datetime,
+    end: datetime,
+    views: Sequence[str] | None = None,
+) -> None:
+    """Load the latest value per entity in ``[start, end]`` into the online store.
+
+    Safe to repeat and to backfill: the online stores keep the newest value per entity (Redis by
+    design, SQLite through the guarded store).
+    """
+    if end <= start:
+        raise UserError(
+            f"materialize: end {end.isoformat()} is not after start {start.isoformat()}"
+        )
+    store.materialize(start_date=start, end_date=end, feature_views=list(views) if views else None)
+
+
+def materialize_incremental(
+    store: FeatureStore, end: datetime, views: Sequence[str] | None = None
+) -> None:
+    """Materialize from where the last run of each view stopped up to ``end``."""
+    store.materialize_incremental(end_date=end, feature_views=list(views) if views else None)
+
+
+def push_velocity(store: FeatureStore, rows: pd.DataFrame) -> None:
+    """Write fresh velocity rows (from the streaming job) to the online store."""
+    store.push("customer_velocity_push", rows, to=PushMode.ONLINE)
+
+
+# ---------------------------------------------------------------------------- online reads
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Online values plus, per value, whether the store had it.
+
+    ``values`` has one row per entity row and one column per feature (entity keys first).
+    ``missing`` has the same shape for the features: True where the store returned no value
+    (unknown entity, expired, or null), so a model server can treat it as it was trained to.
+    """
+
+    values: pd.DataFrame
+    missing: pd.DataFrame
+
+    @property
+    def missing_share(self) -> float:
+        return float(self.missing.to_numpy().mean()) if self.missing.size else 0.0
+
+
+def online_features(
+    store: FeatureStore,
+    service: str,
+    entity_rows: Sequence[Mapping[str, Any]],
+) -> OnlineFeatures:
+    """Read a feature service for ``entity_rows``; unknown entities come back as missing."""
+    if not entity_rows:
+        raise UserError("online features: no entity rows given")
+    try:
+        feature_service = store.get_feature_service(service)
+    except FeastError as error:
+        raise UserError(f"unknown feature service {service!r}: {error}") from None
+    try:
+        response = store.get_online_features(
+            features=feature_service, entity_rows=[dict(r) for r in entity_rows]
+        )
+    except (FeastError, KeyError, ValueError, TypeError) as error:
+        raise UserError(f"bad online feature request for {service!r}: {error}") from None
+    names = list(response.proto.metadata.feature_names.val)
+    values = pd.DataFrame(response.to_dict())[names]
+    # A value counts as missing when the store says so or when it is null: Feast's Redis store
+    # reports an unknown entity as PRESENT with a null value, its SQLite store as NOT_FOUND.
+    not_present = pd.DataFrame(
+        {
+            name: [status != FieldStatus.PRESENT for status in result.statuses]
+            for name, result in zip(names, response.proto.results, strict=True)
+        }
+    )
+    missing = not_present | values.isna()
+    keys = [c for c in names if c in set().union(*(r.keys() for r in entity_rows))]
+    return OnlineFeatures(values=values, missing=missing.drop(columns=keys))
+
+
+#: Column that carries each entity row's position through Feast's join.
+_ROW = "_getit_row"
+
+
+def historical_features(store: FeatureStore, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """A point-in-time correct training frame: one row per entity row, in the same order.
+
+    Each feature view is joined on its own, then the on-demand views are computed from the
+    joined frame with their registered transformations. Why not one Feast call for the whole
+    service: Feast's file (dask) offline store drops an entity row outright when one view's stored
+    values all lie after the row's timestamp or outside its ttl — a label would vanish, and with
+    it the other views' perfectly good values. Joined view by view, such a row only misses that
+    view's features.
+    """
+    if "event_timestamp" not in entity_df.columns:
+        raise UserError("historical features: the entity frame needs an event_timestamp column")
+    try:
+        feature_service = store.get_feature_service(service)
+    except FeastError as error:
+        raise UserError(f"unknown feature service {service!r}: {error}") from None
+    rows = entity_df.reset_index(drop=True).assign(**{_ROW: range(len(entity_df))})
+    frame = rows.copy()
+    on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
+    projections = feature_service.feature_view_projections
+    for projection in projections:
+        if projection.name in on_demand:
+            continue
+        names = [feature.name for feature in projection.features]
+        try:
+            job = store.get_historical_features(
+                entity_df=rows, features=[f"{projection.name}:{name}" for name in names]
+            )
+            joined: pd.DataFrame = job.to_df()
+        except (FeastError, KeyError, ValueError) as error:
+            raise UserError(f"bad historical request for {projection.name}: {error}") from None
+        unmatched = len(rows) - joined[_ROW].nunique()
+        if unmatched:
+            logger.info("%s: %d of %d rows have no value in the ttl window", projection.name,
+                        unmatched, len(rows))  # fmt: skip
+        frame = frame.merge(joined[[_ROW, *names]], on=_ROW, how="left")
+    for projection in projections:
+        view = on_demand.get(projection.name)
+        if view is not None:
+            if view.feature_transformation is None:
+                raise UserError(f"on-demand feature view {view.name} has no transformation")
+            computed = view.feature_transformation.transform(frame)
+            for feature in projection.features:
+                frame[feature.name] = computed[feature.name].to_numpy()
+    return frame.drop(columns=[_ROW])
