@@ -140,12 +140,13 @@ checkout_request = RequestSource(
 
 # ----------------------------------------------------------------------- on-demand features
 # Computed at request time from the request and other views. The bodies live in
-# getit_ml.features.context so that the KServe transformer runs the very same code.
+# getit_ml.features.context so that the KServe transformer runs the very same code; python mode
+# (dicts of lists) because pandas costs milliseconds per single-row request.
 calendar_context = on_demand_feature_view(
     name="calendar_context",
     sources=[checkout_request],
     schema=feast_fields(context.CALENDAR_CONTEXT_FEATURES),
-    mode="pandas",
+    mode="python",
     description="Local hour and weekday, Ramadan, payday, days to Eid / Pohela Boishakh / Puja.",
 )(udf_copy(context.calendar_context_view))
 
@@ -163,7 +164,7 @@ transaction_context = on_demand_feature_view(
         ],
     ],
     schema=feast_fields(context.TRANSACTION_CONTEXT_FEATURES),
-    mode="pandas",
+    mode="python",
     description="Amount against the customer's history, new device, wallet change, rail.",
 )(udf_copy(context.transaction_context_view))
 

@@ -1,10 +1,11 @@
 """Context features computed at request time: calendar, festival proximity and the checkout.
 
-These are the bodies of the feature repository's on-demand feature views, and the feature
-transformer calls the same functions, so training (``get_historical_features``) and serving
-(``get_online_features``) compute them identically. Every function takes and returns pandas
-objects, is vectorised (calendar work is done once per distinct local date, not per row), and
-turns missing inputs into missing outputs instead of raising.
+These are the bodies of the feature repository's on-demand feature views (Feast ``python``
+mode: columns in, columns out, as dicts of lists), and the feature transformer calls the same
+functions, so training (``get_historical_features``) and serving (``get_online_features``)
+compute them identically. Plain Python on purpose: a checkout scores one payment, and building
+pandas frames for one row costs more than the whole online read. Calendar work is cached per
+local date. Missing inputs give missing outputs, never an exception.
 
 Time arrives as ``request_ts_us``: microseconds since the Unix epoch, UTC, as the checkout service
 stamps its request. Local time is Asia/Dhaka (UTC+6, no daylight saving).
@@ -12,16 +13,15 @@ stamps its request. Local time is Asia/Dhaka (UTC+6, no daylight saving).
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Final
-
-import numpy as np
-import pandas as pd
+from typing import Any, Final
 
 from getit_ml.data import calendar
 
-DHAKA: Final = "Asia/Dhaka"
+DHAKA_OFFSET: Final = timedelta(hours=6)
 #: Friday is the weekend in Bangladesh (Saturday too for offices; shopping peaks on Friday).
 FRIDAY: Final = 4
 
@@ -33,7 +33,7 @@ TRACKED_FESTIVALS: Final[dict[str, str]] = {
     "days_to_durga_puja": calendar.DURGA_PUJA,
 }
 
-#: Output columns of :func:`calendar_context`, with their Feast types.
+#: Output columns of :func:`calendar_features`, with their Feast types.
 CALENDAR_CONTEXT_FEATURES: Final[dict[str, str]] = {
     "hour_local": "int64",
     "day_of_week": "int64",
@@ -46,7 +46,7 @@ CALENDAR_CONTEXT_FEATURES: Final[dict[str, str]] = {
     "festival_demand_multiplier": "float64",
 }
 
-#: Output columns of :func:`transaction_context`, with their Feast types.
+#: Output columns of :func:`transaction_features`, with their Feast types.
 TRANSACTION_CONTEXT_FEATURES: Final[dict[str, str]] = {
     "amount_log": "float64",
     "amount_vs_avg_30d": "float64",
@@ -67,106 +67,141 @@ CHECKOUT_REQUEST_FIELDS: Final[dict[str, str]] = {
     "checkout_wallet_account_id": "int64",
 }
 
-_WALLETS: Final = ("bkash", "nagad", "rocket")
+_WALLETS: Final = frozenset({"bkash", "nagad", "rocket"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@lru_cache(maxsize=4096)
-def _calendar_row(day: date) -> tuple[int, ...]:
-    """Calendar facts of one local date (cached: a batch has few distinct dates)."""
+def _number(value: Any) -> float | None:
+    """A finite float, or None for anything missing or unusable (None, NaN, text)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+@lru_cache(maxsize=8192)
+def _day_facts(day: date) -> tuple[Any, ...]:
+    """Calendar facts of one local date (a batch has few distinct dates)."""
     festival_days = [
         calendar.days_to_next_festival(day, [name])[1] for name in TRACKED_FESTIVALS.values()
     ]
-    _, to_next = calendar.days_to_next_festival(day)
     return (
-        int(calendar.is_ramadan(day)),
-        int(calendar.is_payday(day)),
+        calendar.is_ramadan(day),
+        calendar.is_payday(day),
         calendar.days_since_payday(day),
         *festival_days,
-        to_next,
+        calendar.days_to_next_festival(day)[1],
+        calendar.demand_multiplier(day),
     )
 
 
-def local_times(request_ts_us: pd.Series) -> pd.Series:
-    """Epoch microseconds (UTC) as Dhaka local timestamps; unparseable values become NaT."""
-    micros = pd.to_numeric(request_ts_us, errors="coerce")
-    return pd.to_datetime(micros, unit="us", utc=True).dt.tz_convert(DHAKA)
+def local_time(request_ts_us: Any) -> datetime | None:
+    """Dhaka local time of an epoch-microsecond stamp; None when missing or out of range."""
+    micros = _integer(request_ts_us)
+    if micros is None:
+        return None
+    try:
+        moment = _EPOCH + timedelta(microseconds=micros) + DHAKA_OFFSET
+        _day_facts(moment.date())
+    except (OverflowError, ValueError):  # outside the calendar's 1900-2100
+        return None
+    return moment
 
 
-def calendar_context(request_ts_us: pd.Series) -> pd.DataFrame:
-    """Calendar and festival features for each request time (rows with no time stay null)."""
-    local = local_times(request_ts_us)
-    days = local.dt.date
-    known = local.notna().to_numpy()
-    distinct = sorted({d for d in days[known]})
-    facts = {d: _calendar_row(d) for d in distinct}
-    multipliers = {d: calendar.demand_multiplier(d) for d in distinct}
-    names = ["is_ramadan", "is_payday", "days_since_payday", *TRACKED_FESTIVALS, "to_next"]
-    table = pd.DataFrame.from_dict(facts, orient="index", columns=names)
-    joined = table.reindex(days.where(known, None).to_numpy())
-    result = pd.DataFrame(index=request_ts_us.index)
-    result["hour_local"] = local.dt.hour.astype("Int64")
-    result["day_of_week"] = local.dt.dayofweek.astype("Int64")
-    result["is_weekend"] = (local.dt.dayofweek == FRIDAY).where(known).astype("boolean")
-    for flag in ("is_ramadan", "is_payday"):
-        result[flag] = pd.array(joined[flag].to_numpy(), dtype="Int64").astype("boolean")
-    result["days_since_payday"] = pd.array(joined["days_since_payday"].to_numpy(), dtype="Int64")
-    for column in TRACKED_FESTIVALS:
-        result[column] = pd.array(joined[column].to_numpy(), dtype="Int64")
-    result["days_to_next_festival"] = pd.array(joined["to_next"].to_numpy(), dtype="Int64")
-    result["festival_demand_multiplier"] = pd.array(
-        [multipliers.get(d, np.nan) if ok else np.nan for d, ok in zip(days, known, strict=True)],
-        dtype="Float64",
-    )
-    return result
+def calendar_features(request_ts_us: Sequence[Any]) -> dict[str, list[Any]]:
+    """Calendar and festival features for each request time (None where the time is missing)."""
+    columns: dict[str, list[Any]] = {name: [] for name in CALENDAR_CONTEXT_FEATURES}
+    facts_names = [
+        "is_ramadan",
+        "is_payday",
+        "days_since_payday",
+        *TRACKED_FESTIVALS,
+        "days_to_next_festival",
+        "festival_demand_multiplier",
+    ]
+    for stamp in request_ts_us:
+        moment = local_time(stamp)
+        if moment is None:
+            for values in columns.values():
+                values.append(None)
+            continue
+        columns["hour_local"].append(moment.hour)
+        columns["day_of_week"].append(moment.weekday())
+        columns["is_weekend"].append(moment.weekday() == FRIDAY)
+        for name, fact in zip(facts_names, _day_facts(moment.date()), strict=True):
+            columns[name].append(fact)
+    return columns
 
 
-def transaction_context(inputs: pd.DataFrame) -> pd.DataFrame:
+def transaction_features(inputs: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     """Checkout features from the request and the customer's recent payment history.
 
     Expects the request fields of :data:`CHECKOUT_REQUEST_FIELDS` plus ``avg_payment_amount_30d``,
-    ``max_payment_amount_30d``, ``last_device_id`` and ``last_wallet_account_id`` (null for a
-    customer the store does not know). A first-time customer has no last device: every device is
-    new to them, and no wallet is a change.
+    ``max_payment_amount_30d``, ``last_device_id`` and ``last_wallet_account_id`` (None for a
+    customer the store does not know; -1 means "none yet"). A first-time customer has no last
+    device: every device is new to them, and no wallet is a change.
     """
-    amount = pd.to_numeric(inputs["amount_bdt"], errors="coerce").astype("Float64")
-    average = pd.to_numeric(inputs["avg_payment_amount_30d"], errors="coerce").astype("Float64")
-    largest = pd.to_numeric(inputs["max_payment_amount_30d"], errors="coerce").astype("Float64")
-    method = inputs["payment_method"].astype("string").str.lower()
-    device = pd.to_numeric(inputs["checkout_device_id"], errors="coerce").astype("Int64")
-    last_device = pd.to_numeric(inputs["last_device_id"], errors="coerce").astype("Int64")
-    wallet = pd.to_numeric(inputs["checkout_wallet_account_id"], errors="coerce").astype("Int64")
-    last_wallet = pd.to_numeric(inputs["last_wallet_account_id"], errors="coerce").astype("Int64")
-    result = pd.DataFrame(index=inputs.index)
-    result["amount_log"] = np.log1p(amount.clip(lower=0))
-    result["amount_vs_avg_30d"] = amount / average.where(average > 0)
-    result["amount_vs_max_30d"] = amount / largest.where(largest > 0)
-    result["is_new_device"] = (device != last_device).fillna(device.notna())
-    has_previous_wallet = last_wallet.notna() & (last_wallet >= 0)
-    result["is_wallet_change"] = (
-        (wallet.notna() & (wallet >= 0) & has_previous_wallet & (wallet != last_wallet))
-        .fillna(False)
-        .astype(bool)
+    columns: dict[str, list[Any]] = {name: [] for name in TRANSACTION_CONTEXT_FEATURES}
+    rows = zip(
+        inputs["amount_bdt"],
+        inputs["avg_payment_amount_30d"],
+        inputs["max_payment_amount_30d"],
+        inputs["payment_method"],
+        inputs["checkout_device_id"],
+        inputs["last_device_id"],
+        inputs["checkout_wallet_account_id"],
+        inputs["last_wallet_account_id"],
+        strict=True,
     )
-    result["is_wallet"] = method.isin(_WALLETS).fillna(False).astype(bool)
-    result["is_card"] = (method == "card").fillna(False).astype(bool)
-    result["is_cod"] = (method == "cod").fillna(False).astype(bool)
-    return result
+    for amount, average, largest, method, device, last_device, wallet, last_wallet in rows:
+        money = _number(amount)
+        mean = _number(average)
+        peak = _number(largest)
+        columns["amount_log"].append(math.log1p(max(money, 0.0)) if money is not None else None)
+        columns["amount_vs_avg_30d"].append(money / mean if money is not None and mean else None)
+        columns["amount_vs_max_30d"].append(money / peak if money is not None and peak else None)
+        device_id, previous_device = _integer(device), _integer(last_device)
+        known_previous = previous_device is not None and previous_device >= 0
+        columns["is_new_device"].append(
+            device_id is not None and (not known_previous or device_id != previous_device)
+        )
+        wallet_id, previous_wallet = _integer(wallet), _integer(last_wallet)
+        columns["is_wallet_change"].append(
+            wallet_id is not None
+            and wallet_id >= 0
+            and previous_wallet is not None
+            and previous_wallet >= 0
+            and wallet_id != previous_wallet
+        )
+        rail = method.lower() if isinstance(method, str) else ""
+        columns["is_wallet"].append(rail in _WALLETS)
+        columns["is_card"].append(rail == "card")
+        columns["is_cod"].append(rail == "cod")
+    return columns
 
 
 # The two bodies below are what the feature repository registers as on-demand feature views.
-# Feast stores a view's *source text* and re-executes it in a bare namespace (only pd and np) when
-# it loads the registry, so each body imports what it needs itself and stays a one-liner.
+# Feast stores a view's *source text* and re-executes it in a bare namespace when it loads the
+# registry, so each body imports what it needs itself and stays a one-liner.
 
 
-def calendar_context_view(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Body of the ``calendar_context`` on-demand feature view."""
-    from getit_ml.features.context import calendar_context
+def calendar_context_view(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Body of the ``calendar_context`` on-demand feature view (python mode)."""
+    from getit_ml.features.context import calendar_features
 
-    return calendar_context(inputs["request_ts_us"])
+    return calendar_features(inputs["request_ts_us"])
 
 
-def transaction_context_view(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Body of the ``transaction_context`` on-demand feature view."""
-    from getit_ml.features.context import transaction_context
+def transaction_context_view(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Body of the ``transaction_context`` on-demand feature view (python mode)."""
+    from getit_ml.features.context import transaction_features
 
-    return transaction_context(inputs)
+    return transaction_features(inputs)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import enum
 import importlib.util
 import logging
+import math
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -222,21 +225,62 @@ def push_velocity(store: FeatureStore, rows: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------------------- online reads
+#: How long a resolved feature service is reused before the registry is asked again.
+SERVICE_CACHE_TTL_S: Final = 60.0
+_services: weakref.WeakKeyDictionary[FeatureStore, dict[str, tuple[float, FeatureService]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached_service(store: FeatureStore, service: str) -> FeatureService:
+    """The feature service, resolved at most once a minute per store.
+
+    Feast turns the registry's protobuf into Python objects on every ``get_feature_service``
+    (and, uncached, also re-reads the registry and drops its resolved-feature cache): tens of
+    milliseconds, more than the online read itself.
+    """
+    now = time.monotonic()
+    known = _services.setdefault(store, {})
+    hit = known.get(service)
+    if hit is not None and now - hit[0] < SERVICE_CACHE_TTL_S:
+        return hit[1]
+    try:
+        resolved = store.get_feature_service(service, allow_cache=True)
+    except FeastError as error:
+        raise UserError(f"unknown feature service {service!r}: {error}") from None
+    known[service] = (now, resolved)
+    return resolved
+
+
 @dataclass(frozen=True)
 class OnlineFeatures:
     """Online values plus, per value, whether the store had it.
 
-    ``values`` has one row per entity row and one column per feature (entity keys first).
-    ``missing`` has the same shape for the features: True where the store returned no value
+    ``columns`` maps every name (entity keys first, then features) to one value per entity row;
+    ``missing_columns`` maps every feature to flags: True where the store returned no value
     (unknown entity, expired, or null), so a model server can treat it as it was trained to.
+    Plain lists because a checkout reads one row; ``values`` / ``missing`` give DataFrames.
     """
 
-    values: pd.DataFrame
-    missing: pd.DataFrame
+    columns: dict[str, list[Any]]
+    missing_columns: dict[str, list[bool]]
+
+    @property
+    def values(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
+
+    @property
+    def missing(self) -> pd.DataFrame:
+        return pd.DataFrame(self.missing_columns)
 
     @property
     def missing_share(self) -> float:
-        return float(self.missing.to_numpy().mean()) if self.missing.size else 0.0
+        flags = [flag for column in self.missing_columns.values() for flag in column]
+        return sum(flags) / len(flags) if flags else 0.0
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def online_features(
@@ -247,10 +291,7 @@ def online_features(
     """Read a feature service for ``entity_rows``; unknown entities come back as missing."""
     if not entity_rows:
         raise UserError("online features: no entity rows given")
-    try:
-        feature_service = store.get_feature_service(service)
-    except FeastError as error:
-        raise UserError(f"unknown feature service {service!r}: {error}") from None
+    feature_service = _cached_service(store, service)
     try:
         response = store.get_online_features(
             features=feature_service, entity_rows=[dict(r) for r in entity_rows]
@@ -258,18 +299,20 @@ def online_features(
     except (FeastError, KeyError, ValueError, TypeError) as error:
         raise UserError(f"bad online feature request for {service!r}: {error}") from None
     names = list(response.proto.metadata.feature_names.val)
-    values = pd.DataFrame(response.to_dict())[names]
+    as_dict = response.to_dict()
+    columns = {name: list(as_dict[name]) for name in names}
+    keys = set().union(*(row.keys() for row in entity_rows))
     # A value counts as missing when the store says so or when it is null: Feast's Redis store
     # reports an unknown entity as PRESENT with a null value, its SQLite store as NOT_FOUND.
-    not_present = pd.DataFrame(
-        {
-            name: [status != FieldStatus.PRESENT for status in result.statuses]
-            for name, result in zip(names, response.proto.results, strict=True)
-        }
-    )
-    missing = not_present | values.isna()
-    keys = [c for c in names if c in set().union(*(r.keys() for r in entity_rows))]
-    return OnlineFeatures(values=values, missing=missing.drop(columns=keys))
+    missing = {
+        name: [
+            status != FieldStatus.PRESENT or _is_null(value)
+            for status, value in zip(result.statuses, columns[name], strict=True)
+        ]
+        for name, result in zip(names, response.proto.results, strict=True)
+        if name not in keys
+    }
+    return OnlineFeatures(columns=columns, missing_columns=missing)
 
 
 #: Column that carries each entity row's position through Feast's join.
@@ -317,7 +360,8 @@ def historical_features(store: FeatureStore, service: str, entity_df: pd.DataFra
         if view is not None:
             if view.feature_transformation is None:
                 raise UserError(f"on-demand feature view {view.name} has no transformation")
-            computed = view.feature_transformation.transform(frame)
+            inputs = frame.astype(object).where(frame.notna(), None).to_dict("list")
+            computed = view.feature_transformation.transform(inputs)
             for feature in projection.features:
-                frame[feature.name] = computed[feature.name].to_numpy()
+                frame[feature.name] = computed[feature.name]
     return frame.drop(columns=[_ROW])
