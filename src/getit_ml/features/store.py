@@ -137,7 +137,7 @@ def open_store(
     project: str | None = None,
 ) -> FeatureStore:
     """A FeatureStore whose files live under ``root`` (``GETIT_ML_HOME/features`` by default)."""
-    layout = StoreLayout(root)
+    layout = StoreLayout(root.resolve())  # Feast resolves relative paths against the root
     layout.offline_dir.mkdir(parents=True, exist_ok=True)
     config = repo_config(settings.feature_repo, layout, profile, settings, project)
     return FeatureStore(config=config)
