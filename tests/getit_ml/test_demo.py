@@ -106,3 +106,18 @@ def test_marketplace_stage_generates_and_reruns(context: DemoContext) -> None:
     again = MarketplaceDataStage().run(context)  # the demo may be run twice
     assert again.status is StageStatus.OK
     assert again.details == first.details
+
+
+def test_data_and_feature_stages_work_with_a_relative_workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default GETIT_ML_HOME is relative (.getit-ml): Feast must not resolve it twice."""
+    from getit_ml.demo import FeatureStoreStage, MarketplaceDataStage
+
+    repo = Path(__file__).resolve().parents[2] / "feature_repo"
+    monkeypatch.chdir(tmp_path)
+    context = DemoContext(settings=load_settings(feature_repo=repo), workdir=Path(".getit-ml"))
+    assert MarketplaceDataStage().run(context).status is StageStatus.OK
+    result = FeatureStoreStage().run(context)
+    assert result.status is StageStatus.OK, result.summary
+    assert (tmp_path / ".getit-ml" / "features" / "data" / "registry.db").is_file()
