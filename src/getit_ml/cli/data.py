@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from getit_ml.cli.errors import user_errors
+from getit_ml.cli.common import user_errors
 
 if TYPE_CHECKING:  # the data layer imports numpy and pyarrow: only when a command runs
     from getit_ml.data.generator import GenerationSummary

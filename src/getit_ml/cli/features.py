@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from getit_ml.cli.errors import user_errors
+from getit_ml.cli.common import settings_of, user_errors
 from getit_ml.errors import UserError
 
 if TYPE_CHECKING:  # Feast takes seconds to import: only when a command runs
@@ -42,7 +42,7 @@ def _settings(ctx: typer.Context) -> PlatformSettings:
 
 
 def _store_root(ctx: typer.Context, workdir: Path | None) -> Path:
-    return workdir or _settings(ctx).home / "features"
+    return workdir or settings_of(ctx).home / "features"
 
 
 def _open(ctx: typer.Context, workdir: Path | None, profile: str) -> FeatureStore:
@@ -52,7 +52,7 @@ def _open(ctx: typer.Context, workdir: Path | None, profile: str) -> FeatureStor
         chosen = Profile(profile)
     except ValueError:
         raise UserError(f"--profile must be embedded or production (got {profile!r})") from None
-    return open_store(_settings(ctx), _store_root(ctx, workdir), chosen)
+    return open_store(settings_of(ctx), _store_root(ctx, workdir), chosen)
 
 
 def _parse_time(text: str, option: str) -> datetime:
@@ -108,7 +108,7 @@ def apply(ctx: typer.Context, workdir: Workdir = None, profile: ProfileOption = 
     from getit_ml.features.store import apply_definitions
 
     store = _open(ctx, workdir, profile)
-    applied = apply_definitions(store, _settings(ctx).feature_repo)
+    applied = apply_definitions(store, settings_of(ctx).feature_repo)
     kinds: dict[str, int] = {}
     for obj in applied:
         kinds[type(obj).__name__] = kinds.get(type(obj).__name__, 0) + 1
@@ -212,7 +212,7 @@ def stream(
     from getit_ml.features.store import push_velocity
     from getit_ml.features.streaming import StreamConsumer
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = _open(ctx, workdir, profile)
     client = redis.Redis.from_url(settings.redis_url)
     runner = StreamConsumer(

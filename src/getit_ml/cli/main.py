@@ -18,9 +18,9 @@ from rich.table import Table
 
 from getit_ml import __version__
 from getit_ml.cli import data, features
-from getit_ml.cli.errors import user_errors
+from getit_ml.cli.common import settings_of, user_errors
 from getit_ml.log import configure_logging
-from getit_ml.settings import PlatformSettings, describe_settings, load_settings
+from getit_ml.settings import describe_settings, load_settings
 
 app = typer.Typer(
     name="getit-ml",
@@ -37,13 +37,6 @@ app.add_typer(features.app, name="features")
 stdout = Console()
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "not run": "yellow"}
-
-
-def _settings(ctx: typer.Context) -> PlatformSettings:
-    settings = ctx.find_root().obj
-    if not isinstance(settings, PlatformSettings):  # a command invoked without the callback
-        settings = load_settings()
-    return settings
 
 
 @app.callback()
@@ -79,7 +72,7 @@ def show_settings(ctx: typer.Context) -> None:
     table.add_column("variable", style="cyan", no_wrap=True)
     table.add_column("value")
     table.add_column("meaning")
-    for variable, value, meaning in describe_settings(_settings(ctx)):
+    for variable, value, meaning in describe_settings(settings_of(ctx)):
         table.add_row(variable, value, meaning)
     stdout.print(table)
 
@@ -97,7 +90,7 @@ def demo(
     # Imported here: the demo's stages pull in the platform's heavy libraries.
     from getit_ml.demo import DemoContext, Stage, StageOutcome, default_stages, run_demo
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     context = DemoContext(settings=settings, workdir=workdir or settings.home)
     stages = default_stages()
     stdout.print(f"[bold]getit-ml demo[/] — {len(stages)} stages, state in {context.workdir}")

@@ -69,6 +69,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import redis
 
+from getit_ml.features.schemas import VELOCITY_FEATURES
+
 logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
@@ -86,14 +88,8 @@ WINDOW_1H_US: Final = 60 * MINUTE_US
 #: Customers whose latest event is this far behind the watermark are forgotten.
 RETENTION_US: Final = 2 * WINDOW_1H_US
 
-FEATURE_DTYPES: Final[dict[str, str]] = {
-    "payments_10m": "int64",
-    "amount_10m_bdt": "float64",
-    "failed_payments_10m": "int64",
-    "payments_1h": "int64",
-    "amount_1h_bdt": "float64",
-    "clicks_10m": "int64",
-}
+#: The features this job produces: the velocity schema the offline engineering also writes.
+FEATURE_DTYPES: Final[dict[str, str]] = dict(VELOCITY_FEATURES)
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(FEATURE_DTYPES)
 
 PAYMENT: Final = "payment"

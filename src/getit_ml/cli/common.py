@@ -1,4 +1,4 @@
-"""How the command line shows a user's mistake: one line on stderr, exit status 2."""
+"""What every command shares: its settings, and how a user's mistake is shown (one line, exit 2)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from getit_ml.errors import UserError
+from getit_ml.settings import PlatformSettings, load_settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,3 +30,9 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def settings_of(ctx: typer.Context) -> PlatformSettings:
+    """The settings the root callback loaded (or fresh ones for a command run on its own)."""
+    settings = ctx.find_root().obj
+    return settings if isinstance(settings, PlatformSettings) else load_settings()
