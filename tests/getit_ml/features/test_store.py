@@ -243,3 +243,14 @@ def test_production_addresses_are_translated() -> None:
         redis_connection_string("http://nope")
     with pytest.raises(UserError):
         sqlalchemy_url("mysql://x")
+
+
+def test_pandas_touching_sqlite_does_not_break_the_online_store(store: FeatureStore) -> None:
+    """pandas' SQL layer re-registers sqlite3's process-wide timestamp codecs as ISO text."""
+    materialize(store, T0 + 2 * DAY, T0 + 30 * DAY)  # newest values, written as epoch seconds
+    with sqlite3.connect(":memory:") as connection:
+        pd.DataFrame({"at": [datetime(2025, 1, 1)]}).to_sql("t", connection)  # hijacks codecs
+    materialize(store, T0, T0 + 2 * DAY)  # a backfill after the hijack must still lose
+    row = {"customer_id": 1, "device_id": 7} | _request()
+    result = online_features(store, "fraud_scoring_v1", [row])
+    assert result.values[NUMERIC_CUSTOMER_FEATURE].tolist() == [value_of(1, 3)]
