@@ -1,0 +1,1 @@
+"""The model registry: MLflow versions with lineage, checksums, champion/challenger aliases."""
