@@ -7,6 +7,8 @@ driver traceback, for the CLI and for the integration tests' skip-or-fail decisi
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 
 def redis_unreachable(url: str, timeout_s: float) -> str | None:
     """``None`` if Redis at ``url`` answers PING, else why not."""
@@ -37,3 +39,13 @@ def postgres_unreachable(dsn: str, timeout_s: float) -> str | None:
     except (psycopg.Error, OSError) as error:
         return f"PostgreSQL at {mask_password(dsn)} is unreachable: {error}".strip()
     return None
+
+
+def sqlalchemy_postgres_url(uri: str) -> str:
+    """``uri`` as SQLAlchemy wants it: libpq-style PostgreSQL DSNs (``postgresql://``,
+    ``postgres://``) get the psycopg 3 driver; anything else (another driver, sqlite, http) is
+    returned unchanged. Feast's SQL registry and MLflow's tracking store both take this form."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("postgresql", "postgres"):
+        return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+    return uri

@@ -44,6 +44,7 @@ from feast.errors import FeastError
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from getit_ml.errors import UserError
+from getit_ml.services import sqlalchemy_postgres_url
 from getit_ml.settings import PlatformSettings
 
 logger = logging.getLogger(__name__)
@@ -89,11 +90,9 @@ def redis_connection_string(url: str) -> str:
 
 def sqlalchemy_url(dsn: str) -> str:
     """A psycopg-3 SQLAlchemy URL from a ``postgresql://`` DSN."""
-    if dsn.startswith("postgresql+"):
-        return dsn
-    if not dsn.startswith(("postgresql://", "postgres://")):
+    if not dsn.startswith(("postgresql://", "postgres://", "postgresql+")):
         raise UserError(f"GETIT_ML_POSTGRES_DSN must be a postgresql:// URL (got {dsn!r})")
-    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+    return sqlalchemy_postgres_url(dsn)
 
 
 def repo_config(

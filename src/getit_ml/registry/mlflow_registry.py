@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import mlflow.artifacts
 import sqlalchemy.exc
@@ -49,6 +49,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from getit_ml.errors import UserError
+from getit_ml.services import sqlalchemy_postgres_url
 from getit_ml.settings import mask_password
 
 logger = logging.getLogger(__name__)
@@ -119,15 +120,6 @@ def artifact_location_for(home: Path) -> str:
     return str((home / "mlflow" / "artifacts").resolve())
 
 
-def sqlalchemy_tracking_uri(uri: str) -> str:
-    """``uri`` as MLflow's SQLAlchemy store wants it: libpq-style PostgreSQL DSNs
-    (``postgresql://``, ``postgres://``) get the psycopg 3 driver; anything else is unchanged."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("postgresql", "postgres"):
-        return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
-    return uri
-
-
 @dataclass(frozen=True)
 class RegistryConfig:
     """Where the registry lives: a tracking/registry URI and, for new experiments, where their
@@ -147,12 +139,12 @@ class RegistryConfig:
         ``s3://bucket/prefix``."""
         if urlsplit(dsn).scheme.split("+")[0] not in ("postgresql", "postgres"):
             raise UserError(f"not a PostgreSQL DSN: {mask_password(dsn)}")
-        return cls(sqlalchemy_tracking_uri(dsn), artifact_location)
+        return cls(sqlalchemy_postgres_url(dsn), artifact_location)
 
     @classmethod
     def from_uri(cls, tracking_uri: str, artifact_location: str | None = None) -> RegistryConfig:
         """Any tracking URI MLflow understands; PostgreSQL DSNs get the psycopg driver."""
-        return cls(sqlalchemy_tracking_uri(tracking_uri), artifact_location)
+        return cls(sqlalchemy_postgres_url(tracking_uri), artifact_location)
 
     @property
     def display_uri(self) -> str:

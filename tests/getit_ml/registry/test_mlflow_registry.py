@@ -47,10 +47,10 @@ from getit_ml.registry.mlflow_registry import (
     resolve,
     rollback,
     rollback_target,
-    sqlalchemy_tracking_uri,
     tracking_uri_for,
     verify_artifact,
 )
+from getit_ml.services import sqlalchemy_postgres_url
 
 LINEAGE = Lineage(
     data_snapshot="snap-3f2a9c",
@@ -144,9 +144,9 @@ def test_postgres_config_uses_psycopg_and_masks_password() -> None:
     assert config.artifact_location == "s3://models/mlflow"
     assert "secret" not in config.display_uri
     assert config.sqlite_path is None
-    assert sqlalchemy_tracking_uri("postgres://db/x") == "postgresql+psycopg://db/x"
-    assert sqlalchemy_tracking_uri("postgresql+psycopg2://db/x") == "postgresql+psycopg2://db/x"
-    assert sqlalchemy_tracking_uri("http://mlflow:5000") == "http://mlflow:5000"
+    assert sqlalchemy_postgres_url("postgres://db/x") == "postgresql+psycopg://db/x"
+    assert sqlalchemy_postgres_url("postgresql+psycopg2://db/x") == "postgresql+psycopg2://db/x"
+    assert sqlalchemy_postgres_url("http://mlflow:5000") == "http://mlflow:5000"
     with pytest.raises(UserError, match="not a PostgreSQL DSN"):
         RegistryConfig.postgres("sqlite:///x.db", "s3://models")
 
