@@ -737,23 +737,6 @@ class MarketplaceSimulator:
         )
         ev_seconds = np.minimum(start_s[ev_session] + ev_offset, DAY_S - 1e-6)
         ev_us = ctx.midnight_us + (ev_seconds * US_PER_S).astype(np.int64)
-        order = np.lexsort((ev_type, ev_us))
-        ev_session, ev_us, ev_type = ev_session[order], ev_us[order], ev_type[order]
-        ev_product, ev_query = ev_product[order], ev_query[order]
-        events = _table(
-            "events",
-            {
-                "event_id": self.counters.take("event", len(order)),
-                "session_id": session_ids[ev_session],
-                "customer_id": session_customer[ev_session] + 1,
-                "event_ts": _timestamps(ev_us),
-                "event_type": _take(ref.EVENT_TYPES, ev_type),
-                "product_id": pa.array(ev_product, mask=ev_product < 0, type=pa.int64()),
-                "query": pa.array(ev_query, type=pa.string()),
-                "device_type": _take(ref.DEVICE_TYPES, session_device[ev_session]),
-            },
-        )
-
         # Genuine orders: one per buying session.
         buying_sessions = np.flatnonzero(buys)
         order_of_session = np.full(n_sessions, -1)
@@ -771,8 +754,20 @@ class MarketplaceSimulator:
             quantity, price,
         )  # fmt: skip
         fraud = self.fraud_orders(ctx, len(buying_sessions), price)
-        tables = self.finish_orders(ctx, [genuine, fraud])
-        tables["events"] = events
+        tables, fraud_sessions = self.finish_orders(ctx, [genuine, fraud])
+        tables["events"] = self.events_table(
+            ctx,
+            genuine={
+                "session_id": session_ids[ev_session],
+                "customer_id": session_customer[ev_session] + 1,
+                "us": ev_us,
+                "type": ev_type,
+                "product_id": ev_product,
+                "query": ev_query,
+                "device": session_device[ev_session],
+            },
+            fraud_sessions=fraud_sessions,
+        )
         tables["reviews"] = self.reviews(ctx, genuine)
         tables["daily_demand"] = self.daily_demand(
             ctx, rate, preferences, weights, cart_probability, price, genuine
@@ -985,7 +980,9 @@ class MarketplaceSimulator:
         discount = (item_price * col("discount_share", float)).round(0)
         return _Orders(
             customer=customer,
-            session=np.where(has_order, 0, -1),  # bots and scripts leave no clickstream
+            # 0: a session is made for the order (fraudsters browse too); -1: card-testing
+            # scripts call the payment API directly and leave no clickstream.
+            session=np.where(has_order, 0, -1),
             ts_us=col("ts_us"),
             method=col("method"),
             item_order=np.arange(n),
@@ -1004,8 +1001,14 @@ class MarketplaceSimulator:
             fraud_pattern=col("pattern"),
         )
 
-    def finish_orders(self, ctx: _DayContext, batches: list[_Orders]) -> dict[str, pa.Table]:
-        """Merge genuine and fraud orders, give ids in time order, build the three tables."""
+    def finish_orders(
+        self, ctx: _DayContext, batches: list[_Orders]
+    ) -> tuple[dict[str, pa.Table], dict[str, IntArray]]:
+        """Merge genuine and fraud orders, give ids in time order, build the three tables.
+
+        Also returns the fraud orders' fresh sessions (session, customer, product, order time),
+        from which :meth:`events_table` makes their clickstream.
+        """
         rng = _stream(self.config.seed, ctx.index + 1, 4)
         offsets = np.cumsum([0] + [len(b.customer) for b in batches])
         merged = {
@@ -1027,7 +1030,8 @@ class MarketplaceSimulator:
         rank = np.empty(n, dtype=np.int64)
         rank[by_time] = np.arange(n)
         is_order = merged["session"] >= 0
-        # Orders get ids in time order; sessions of fraud orders are fresh ids (no events).
+        # Orders get ids in time order; fraud orders get fresh sessions (their events are made
+        # in events_table).
         order_rows = by_time[is_order[by_time]]
         order_ids = np.full(n, -1, dtype=np.int64)
         order_ids[order_rows] = self.counters.take("order", len(order_rows))
@@ -1102,7 +1106,65 @@ class MarketplaceSimulator:
                 ),
             },
         )  # fmt: skip
-        return {"orders": orders, "order_items": order_items, "payments": payments}
+        first_item = np.full(n, -1, dtype=np.int64)
+        first_item[items["item_order"][::-1]] = np.arange(len(items["item_order"]))[::-1]
+        fraud_sessions = {
+            "session_id": merged["session"][bot_sessions],
+            "customer_id": merged["customer"][bot_sessions] + 1,
+            "product_id": items["item_product"][first_item[bot_sessions]] + 1,
+            "order_us": merged["ts_us"][bot_sessions],
+        }
+        return {"orders": orders, "order_items": order_items, "payments": payments}, fraud_sessions
+
+    def events_table(
+        self,
+        ctx: _DayContext,
+        genuine: dict[str, Any],
+        fraud_sessions: dict[str, IntArray],
+    ) -> pa.Table:
+        """The day's clickstream in time order: genuine sessions plus a short session per fraud
+        order (a view, an add to cart and the purchase in the minutes before it)."""
+        rng = _stream(self.config.seed, ctx.index + 1, 6)
+        n = len(fraud_sessions["session_id"])
+        view_gap = rng.uniform(60, 600, size=n)
+        cart_gap = rng.uniform(5, 55, size=n)
+        offsets_s = np.stack([view_gap + cart_gap + 5, cart_gap + 5, np.full(n, 5.0)], axis=1)
+        fraud_us = fraud_sessions["order_us"][:, None] - (offsets_s * US_PER_S).astype(np.int64)
+        fraud_us = np.maximum(fraud_us, ctx.midnight_us)
+        kinds = np.array([0, 2, 4])  # view, add_to_cart, purchase
+        android = ref.DEVICE_TYPES.index("android")
+        columns = {
+            "session_id": np.concatenate(
+                [genuine["session_id"], np.repeat(fraud_sessions["session_id"], 3)]
+            ),
+            "customer_id": np.concatenate(
+                [genuine["customer_id"], np.repeat(fraud_sessions["customer_id"], 3)]
+            ),
+            "us": np.concatenate([genuine["us"], fraud_us.reshape(-1)]),
+            "type": np.concatenate([genuine["type"], np.tile(kinds, n)]),
+            "product_id": np.concatenate(
+                [genuine["product_id"], np.repeat(fraud_sessions["product_id"], 3)]
+            ),
+            "query": np.concatenate([genuine["query"], np.full(3 * n, None, dtype=object)]),
+            "device": np.concatenate([genuine["device"], np.full(3 * n, android)]),
+        }
+        order = np.lexsort((columns["type"], columns["us"]))
+        ordered = {name: values[order] for name, values in columns.items()}
+        return _table(
+            "events",
+            {
+                "event_id": self.counters.take("event", len(order)),
+                "session_id": ordered["session_id"],
+                "customer_id": ordered["customer_id"],
+                "event_ts": _timestamps(ordered["us"]),
+                "event_type": _take(ref.EVENT_TYPES, ordered["type"]),
+                "product_id": pa.array(
+                    ordered["product_id"], mask=ordered["product_id"] < 0, type=pa.int64()
+                ),
+                "query": pa.array(ordered["query"], type=pa.string()),
+                "device_type": _take(ref.DEVICE_TYPES, ordered["device"]),
+            },
+        )
 
     def reviews(self, ctx: _DayContext, genuine: _Orders) -> pa.Table:
         rng = _stream(self.config.seed, ctx.index + 1, 5)

@@ -220,3 +220,20 @@ def test_bad_configuration_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not empty"):
         generate(MarketplaceConfig(customers=200, days=1), tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "do not overwrite"
+
+
+def test_fraud_orders_come_with_a_clickstream(market: Path) -> None:
+    """Fraudsters browse before they buy: no fraud pattern is given away by a missing session."""
+    payments = _read(market, "payments").to_pandas()
+    orders = _read(market, "orders").to_pandas().set_index("order_id")
+    events = _read(market, "events").to_pandas()
+    fraud = payments[payments["is_fraud"] & payments["order_id"].notna()]
+    assert len(fraud) > 0
+    sessions = orders.loc[fraud["order_id"].astype("int64"), "session_id"]
+    purchases = events[events["event_type"] == "purchase"]
+    assert sessions.isin(purchases["session_id"]).all()
+    per_session = events[events["session_id"].isin(sessions)].groupby("session_id")
+    assert (per_session["event_type"].agg(set) == {"view", "add_to_cart", "purchase"}).all()
+    first = per_session["event_ts"].min()
+    order_ts = orders.loc[fraud["order_id"].astype("int64")].set_index("session_id")["order_ts"]
+    assert (first.loc[order_ts.index] <= order_ts).all()

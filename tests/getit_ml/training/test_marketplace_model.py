@@ -26,8 +26,10 @@ def test_the_model_learns_the_fraud_patterns(marketplace: Marketplace) -> None:
     result = ev.evaluate(test.label, scores, test.amount_bdt, threshold=chosen.threshold,
                          patterns=test.pattern)  # fmt: skip
     logger.info("marketplace test part: %s", result.scalar_metrics())
-    # The generator's patterns have learnable signatures: far above the 1% base rate.
-    assert result.auprc > 0.5
+    # The generator's patterns have learnable signatures: far above the ~1% base rate (a random
+    # scorer's AUPRC is the prevalence). Fraud orders come with a clickstream like any other
+    # order, so no single missing-data artefact gives them away.
+    assert result.auprc > 10 * result.prevalence
     assert result.roc_auc > 0.9
     assert result.expected_cost_bdt < result.cost_without_model_bdt
     patterns = {p.pattern for p in result.per_pattern}
