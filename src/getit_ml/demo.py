@@ -21,9 +21,8 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from getit_ml.environments import EnvironmentReport, probe
 from getit_ml.settings import PlatformSettings
@@ -209,39 +208,24 @@ class FeatureStoreStage:
     def run(self, context: DemoContext) -> StageResult:
         import pyarrow.dataset as ds
 
-        from getit_ml.features.engineering import build_offline_features
-        from getit_ml.features.store import (
-            StoreLayout,
-            apply_definitions,
-            materialize,
-            online_features,
-            open_store,
-        )
+        from getit_ml.features.context import CHECKOUT_REQUEST_FIELDS
+        from getit_ml.features.store import build_feature_store, online_features
+        from getit_ml.training.dataset import fraud_entity_frame
 
         root = context.workdir / "features"
         if root.exists():  # the demo owns this folder: a re-run starts from a clean slate
             shutil.rmtree(root)
         market = marketplace_dir(context.workdir)
-        rows = build_offline_features(market, StoreLayout(root).offline_dir)
-        store = open_store(context.settings, root)
-        apply_definitions(store, context.settings.feature_repo)
+        store, rows = build_feature_store(context.settings, market, root)
         payments = ds.dataset(market / "payments", partitioning="hive").to_table().to_pandas()
-        start = payments["payment_ts"].min().to_pydatetime() - timedelta(days=1)
-        end = payments["payment_ts"].max().to_pydatetime() + timedelta(days=1)
-        materialize(store, start, end)
         # The customer with the most payments, scored at their last payment's checkout.
-        busiest = payments["customer_id"].value_counts().index[0]
-        last = payments[payments["customer_id"] == busiest].iloc[-1]
-        request = {
-            "customer_id": int(busiest),
-            "device_id": int(last["device_id"]),
-            "request_ts_us": int(last["payment_ts"].value // 1_000),
-            "amount_bdt": float(last["amount_bdt"]),
-            "payment_method": str(last["payment_method"]),
-            "checkout_device_id": int(last["device_id"]),
-            "checkout_wallet_account_id": int(last["wallet_account_id"])
-            if last["wallet_account_id"] == last["wallet_account_id"]
-            else -1,
+        entities = fraud_entity_frame(payments)
+        busiest = int(entities["customer_id"].value_counts().index[0])
+        last = entities[entities["customer_id"] == busiest].iloc[-1]
+        request_fields = ("customer_id", "device_id", *CHECKOUT_REQUEST_FIELDS)
+        request: dict[str, Any] = {
+            name: value.item() if hasattr(value, "item") else value
+            for name, value in zip(request_fields, last[list(request_fields)], strict=True)
         }
         vector = online_features(store, "fraud_scoring_v1", [request])
         shown = ("orders_30d", "cod_share_90d", "payments_30d", "device_customers_30d",

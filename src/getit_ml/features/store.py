@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, cast
@@ -216,6 +216,34 @@ def materialize_incremental(
 ) -> None:
     """Materialize from where the last run of each view stopped up to ``end``."""
     store.materialize_incremental(end_date=end, feature_views=list(views) if views else None)
+
+
+def build_feature_store(
+    settings: PlatformSettings, data_dir: Path, root: Path
+) -> tuple[FeatureStore, dict[str, int]]:
+    """Stand up a complete embedded store under ``root`` from a marketplace folder.
+
+    Computes the offline sources, applies the feature repository and materializes the whole
+    time range of the data's payments (a day of margin each side). Returns the store and the
+    offline rows written per file.
+    """
+    import pyarrow.dataset as ds
+
+    from getit_ml.features.engineering import build_offline_features
+
+    rows = build_offline_features(data_dir, StoreLayout(root).offline_dir)
+    store = open_store(settings, root)
+    apply_definitions(store, settings.feature_repo)
+    stamps = (
+        ds.dataset(data_dir / "payments", partitioning="hive")
+        .to_table(columns=["payment_ts"])["payment_ts"]
+        .to_pandas()
+    )
+    if stamps.empty:
+        raise UserError(f"{data_dir} has no payments: nothing to materialize")
+    margin = timedelta(days=1)
+    materialize(store, stamps.min().to_pydatetime() - margin, stamps.max().to_pydatetime() + margin)
+    return store, rows
 
 
 def push_velocity(store: FeatureStore, rows: pd.DataFrame) -> None:
