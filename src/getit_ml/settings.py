@@ -58,6 +58,23 @@ class PlatformSettings(BaseSettings):
     feature_repo: Path = Path("feature_repo")
     """Folder of the Feast feature repository: the definitions and ``feature_store.yaml``."""
 
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking and model-registry URI: ``postgresql://...`` (production backend),
+    ``http(s)://...`` (an MLflow server) or ``sqlite:///...``. Unset: the embedded SQLite registry
+    under ``home/mlflow``."""
+
+    mlflow_artifact_location: str | None = None
+    """Where new experiments store artefacts, e.g. ``s3://getit-ml-models/mlflow`` (an
+    S3-compatible store: boto3 takes its endpoint and keys from ``MLFLOW_S3_ENDPOINT_URL`` and
+    ``AWS_*`` itself). Unset: ``home/mlflow/artifacts`` for the embedded registry, the server's
+    default for a tracking server."""
+
+    promotion_metric: str = "test_auprc"
+    """Held-out metric that decides whether a newly registered version becomes ``champion``."""
+
+    promotion_margin: float = Field(default=0.005, ge=0, le=1)
+    """How much a challenger must beat the champion on ``promotion_metric`` to replace it."""
+
     monitoring_python: Path = Path(".venv-monitoring/bin/python")
     """Interpreter of the monitoring environment (alibi 0.9.4, alibi-detect 0.11.4, numpy 1.24),
     where the explainer and drift-detector sidecars run."""
@@ -120,3 +137,20 @@ def describe_settings(settings: PlatformSettings) -> list[tuple[str, str, str]]:
         value = str(getattr(settings, name))
         rows.append((variable, mask_password(value), field.description or ""))
     return rows
+
+
+def child_environment(settings: PlatformSettings) -> dict[str, str]:
+    """The ``GETIT_ML_*`` variables under which :func:`load_settings` in a child process (a
+    kfp.local step, a model server) returns these same settings. Relative paths are made
+    absolute: the child may run in another folder."""
+    variables: dict[str, str] = {}
+    for name in PlatformSettings.model_fields:
+        if name == "ci":
+            continue
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = value.resolve()
+        variables[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return variables

@@ -25,7 +25,8 @@ TrackingUri = Annotated[
     typer.Option(
         "--tracking-uri",
         help="MLflow tracking/registry URI (sqlite:///..., postgresql://..., http://...); "
-        "default: the embedded SQLite registry under GETIT_ML_HOME.",
+        "default: GETIT_ML_MLFLOW_TRACKING_URI, else the embedded SQLite registry under "
+        "GETIT_ML_HOME.",
     ),
 ]
 ModelName = Annotated[str, typer.Argument(help="Registered model name, e.g. fraud.")]
@@ -35,12 +36,12 @@ def _config(ctx: typer.Context, tracking_uri: str | None) -> RegistryConfig:
     from getit_ml.registry.mlflow_registry import RegistryConfig
     from getit_ml.settings import PlatformSettings, load_settings
 
-    if tracking_uri:
-        return RegistryConfig.from_uri(tracking_uri)
     settings = ctx.find_root().obj
     if not isinstance(settings, PlatformSettings):  # the group invoked without the root callback
         settings = load_settings()
-    return RegistryConfig.embedded(settings.home)
+    if tracking_uri:
+        return RegistryConfig.from_uri(tracking_uri, settings.mlflow_artifact_location)
+    return RegistryConfig.from_settings(settings)
 
 
 def render_versions(name: str, versions: list[VersionInfo]) -> Table:

@@ -50,7 +50,7 @@ from mlflow.exceptions import MlflowException
 
 from getit_ml.errors import UserError
 from getit_ml.services import sqlalchemy_postgres_url
-from getit_ml.settings import mask_password
+from getit_ml.settings import PlatformSettings, mask_password
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,24 @@ class RegistryConfig:
 
     @classmethod
     def from_uri(cls, tracking_uri: str, artifact_location: str | None = None) -> RegistryConfig:
-        """Any tracking URI MLflow understands; PostgreSQL DSNs get the psycopg driver."""
+        """Any tracking URI MLflow understands; PostgreSQL DSNs get the psycopg driver. An SQLite
+        registry without an artefact location keeps artefacts in ``artifacts/`` beside its
+        database file, as the embedded default does."""
+        if artifact_location is None and tracking_uri.startswith("sqlite:///"):
+            database = Path(tracking_uri.removeprefix("sqlite:///"))
+            artifact_location = str((database.parent / "artifacts").resolve())
         return cls(sqlalchemy_postgres_url(tracking_uri), artifact_location)
+
+    @classmethod
+    def from_settings(cls, settings: PlatformSettings) -> RegistryConfig:
+        """The registry the settings name: ``mlflow_tracking_uri`` (with
+        ``mlflow_artifact_location``), else the embedded default under ``home``."""
+        if settings.mlflow_tracking_uri:
+            return cls.from_uri(settings.mlflow_tracking_uri, settings.mlflow_artifact_location)
+        embedded = cls.embedded(settings.home)
+        if settings.mlflow_artifact_location:
+            return cls(embedded.tracking_uri, settings.mlflow_artifact_location)
+        return embedded
 
     @property
     def display_uri(self) -> str:
@@ -449,6 +465,15 @@ def _alias_version(model: RegisteredModel, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
+def alias_version(config: RegistryConfig, name: str, alias: str = CHAMPION) -> str | None:
+    """The version ``alias`` points at; None when the registry, the model or the alias does
+    not exist yet."""
+    try:
+        return _alias_version(_registered_model(_existing_client(config), name), alias)
+    except UnknownModelError:
+        return None
+
+
 def _run_metric(mlflow_client: MlflowClient, run_id: str | None, metric: str) -> float | None:
     if not run_id:
         return None
@@ -569,6 +594,7 @@ def _log_run(
     params: Mapping[str, object],
     tags: Mapping[str, str],
     run_name: str | None,
+    extra_artifacts: Mapping[str, Path],
 ) -> tuple[str, str]:
     """Log one finished run; returns (run id, artefact URI of the logged model folder)."""
     run = mlflow_client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
@@ -586,6 +612,11 @@ def _log_run(
                 params=param_rows[batch * 100 : (batch + 1) * 100],
             )
         mlflow_client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+        for artifact_path, local in extra_artifacts.items():
+            if local.is_dir():
+                mlflow_client.log_artifacts(run_id, str(local), artifact_path)
+            else:
+                mlflow_client.log_artifact(run_id, str(local), artifact_path)
     except BaseException:
         mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         raise
@@ -645,6 +676,7 @@ def register_model_version(
     experiment: str,
     run_name: str | None = None,
     description: str | None = None,
+    extra_artifacts: Mapping[str, Path] | None = None,
 ) -> RegisteredVersion:
     """Log a run in ``experiment`` (params, metrics, ``model_dir`` as its ``model`` artefact),
     register it as a new version of ``name`` and point ``challenger`` at it.
@@ -652,9 +684,17 @@ def register_model_version(
     ``model_dir`` may hold anything: an MLflow model folder (``mlflow.xgboost.save_model``, whose
     signature and input example then travel with it) or plain files. Its SHA-256
     (:func:`artifact_sha256`) and the ``lineage`` become tags of the run and of the version.
+    ``extra_artifacts`` maps a run artefact path (e.g. ``evaluation``) to a local file or folder
+    logged beside the model: plots and reports that belong to the run, not to the model.
     Safe to call from many threads and processes at once: each call gets its own version.
     """
     _check_name(name)
+    extras = dict(extra_artifacts or {})
+    for artifact_path, local in extras.items():
+        if artifact_path == MODEL_ARTIFACT_PATH or not artifact_path.strip("/"):
+            raise UserError(f"extra artefact path {artifact_path!r} is reserved or empty")
+        if not local.exists():
+            raise UserError(f"extra artefact {local} does not exist")
     lineage_tags = lineage.tags()
     if not model_dir.is_dir():
         raise UserError(f"model folder {model_dir} does not exist or is not a folder")
@@ -675,6 +715,7 @@ def register_model_version(
             params=params,
             tags=tags,
             run_name=run_name,
+            extra_artifacts=extras,
         )
         _retrying(lambda: _ensure_registered_model(mlflow_client, name), "register model")
         version = _retrying(
@@ -809,13 +850,16 @@ def promote_if_better(
     margin: float = DEFAULT_MARGIN,
     higher_is_better: bool = True,
     champion_value: float | None = None,
+    champion_value_for: str | None = None,
 ) -> PromotionDecision:
     """Make ``version`` the champion if there is none, or if its ``metric`` (from its run) beats
     the champion's by at least ``margin``; otherwise leave the champion alone. Either way the
     decision and its reason are stored as tags on ``version``.
 
     ``champion_value`` overrides the champion's recorded metric: pass the champion re-scored on
-    the challenger's held-out test set when the two were evaluated on different snapshots.
+    the challenger's held-out test set when the two were evaluated on different snapshots;
+    ``champion_value_for`` names the version it was measured for: if the champion has moved on
+    since, that version's recorded metric is used instead.
     """
     if margin < 0:
         raise UserError(f"the promotion margin must be >= 0 (got {margin})")
@@ -833,6 +877,10 @@ def promote_if_better(
             )  # fmt: skip
             logger.info("%s version %s: %s", name, number, decision.reason)
             return decision
+        if champion_value_for is not None and champion_value_for != champion_version:
+            logger.info("%s: champion is version %s, not %s as re-scored: using its record",
+                        name, champion_version, champion_value_for)  # fmt: skip
+            champion_value = None
         if champion_version is not None and champion_value is None:
             champion = _model_version(mlflow_client, name, champion_version)
             champion_value = _run_metric(mlflow_client, champion.run_id, metric)

@@ -13,6 +13,7 @@ A saved model is a folder:
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +218,67 @@ def load_model(model_dir: Path) -> tuple[xgb.Booster, FeatureSchema]:
     booster = xgb.Booster(model_file=str(model))
     _check_agreement(booster, schema, f"load model {model_dir}")
     return booster, schema
+
+
+# ------------------------------------------------------------------------- MLflow metadata
+MLMODEL_FILE: Final = "MLmodel"
+INPUT_EXAMPLE_FILE: Final = "input_example.json"
+
+
+def write_mlflow_metadata(
+    model_dir: Path, booster: xgb.Booster, schema: FeatureSchema, example: FloatArray
+) -> Path:
+    """Make a :func:`save_model` folder an MLflow model too: an ``MLmodel`` with the xgboost and
+    python_function flavours over the same ``model.json``, the signature (the encoded feature
+    columns in, the fraud probability out) and ``example`` rows as the input example.
+
+    MLflow's own ``save_model`` would put ``input_example.json`` beside ``model.json``, and
+    KServe's xgbserver refuses a folder with two ``.json`` files; so the example goes under
+    ``metadata/`` and the ``MLmodel`` points there (MLflow resolves it relative to the folder).
+    ``mlflow.pyfunc.load_model`` and ``mlflow.xgboost.load_model`` both load the result.
+    """
+    import mlflow
+    from mlflow.models import Model
+    from mlflow.models.signature import infer_signature
+
+    _check_agreement(booster, schema, "MLflow metadata")
+    if (model_dir / MODEL_FILE).is_file() is False:
+        raise UserError(f"{model_dir} has no {MODEL_FILE}: save the model first")
+    if example.ndim != 2 or example.shape[1] != len(schema.features) or example.shape[0] < 1:
+        raise UserError(f"input example must be rows x {len(schema.features)} features")
+    frame = pd.DataFrame(example, columns=schema.feature_names)
+    scores = predict_matrix(booster, example, schema.feature_names)
+    model = Model(signature=infer_signature(frame, scores))
+    python_version = ".".join(str(part) for part in sys.version_info[:3])
+    model.add_flavor(
+        "xgboost",
+        xgb_version=xgb.__version__,
+        data=MODEL_FILE,
+        model_class="xgboost.core.Booster",
+        model_format="json",
+        code=None,
+    )
+    model.add_flavor(
+        "python_function",
+        loader_module="mlflow.xgboost",
+        python_version=python_version,
+        data=MODEL_FILE,
+        env={"virtualenv": "python_env.yaml"},
+    )
+    example_path = Path(METADATA_DIR) / INPUT_EXAMPLE_FILE
+    (model_dir / example_path).parent.mkdir(parents=True, exist_ok=True)
+    (model_dir / example_path).write_text(frame.to_json(orient="split", index=False))
+    model.saved_input_example_info = {
+        "artifact_path": example_path.as_posix(),
+        "type": "dataframe",
+        "pandas_orient": "split",
+    }
+    (model_dir / "python_env.yaml").write_text(
+        f"python: {python_version}\n"
+        "build_dependencies:\n  - pip\n"
+        f"dependencies:\n  - mlflow=={mlflow.__version__}\n  - xgboost=={xgb.__version__}\n",
+        encoding="utf-8",
+    )
+    path = model_dir / MLMODEL_FILE
+    model.save(str(path))
+    return path

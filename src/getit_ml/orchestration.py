@@ -1,0 +1,240 @@
+"""Compile, run locally and submit the Kubeflow pipelines in ``pipelines/``.
+
+The pipelines and their components are adapters that live beside this package, not in it (a
+library must not import its adapters); they are loaded by path from the project root, the folder
+that holds ``pipelines/`` and ``components/``. Locally, ``kfp.local``'s SubprocessRunner runs each
+step as a process of this interpreter; on a cluster the same IR YAML runs in the component image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+import getit_ml
+from getit_ml.errors import UserError
+from getit_ml.settings import PlatformSettings, child_environment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Where a pipeline is defined and where its compiled IR YAML is kept."""
+
+    name: str
+    module: str
+    function: str
+    compiled: str
+
+
+PIPELINES: Final[dict[str, PipelineSpec]] = {
+    "fraud": PipelineSpec(
+        name="fraud",
+        module="pipelines/fraud_training/pipeline.py",
+        function="fraud_training",
+        compiled="pipelines/compiled/fraud_training.yaml",
+    ),
+}
+
+
+def spec(name: str) -> PipelineSpec:
+    """The pipeline called ``name``, or a :class:`UserError` listing the known ones."""
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise UserError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}") from None
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) that holds
+    ``pipelines/`` and ``components/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pipelines").is_dir() and (folder / "components").is_dir():
+            return folder
+    raise UserError(f"no getit-ml project (pipelines/ and components/) at or above {here}")
+
+
+def load_pipeline(name: str, root: Path) -> Any:
+    """The ``@dsl.pipeline`` function of pipeline ``name`` under ``root``."""
+    pipeline = spec(name)
+    path = root / pipeline.module
+    if not path.is_file():
+        raise UserError(f"pipeline {name}: {path} does not exist")
+    # The pipeline imports ``components.<name>.component``: the project root must be importable.
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module_spec = importlib.util.spec_from_file_location(f"getit_pipeline_{name}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise UserError(f"cannot import {path}")
+    module: ModuleType = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    try:
+        return getattr(module, pipeline.function)
+    except AttributeError:
+        raise UserError(f"{path} defines no {pipeline.function}()") from None
+
+
+def compile_pipeline(name: str, root: Path, out: Path | None = None) -> Path:
+    """Compile pipeline ``name`` to IR YAML (default: its file under ``pipelines/compiled``)."""
+    from kfp import compiler
+
+    target = out or root / spec(name).compiled
+    target.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(load_pipeline(name, root), str(target))
+    logger.info("compiled %s -> %s", name, target)
+    return target
+
+
+def code_version(root: Path) -> str:
+    """The git commit of ``root`` (``+dirty`` with uncommitted changes), else the package
+    version: what the registry records as the training code's version."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return getit_ml.__version__
+    return f"{commit}+dirty" if dirty else commit
+
+
+def pipeline_arguments(
+    settings: PlatformSettings,
+    data_dir: Path,
+    root: Path,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's arguments: the data folder, its snapshot id (the cache key), the code version
+    and the settings' promotion rule; ``overrides`` last."""
+    from getit_ml.data.snapshot import snapshot_id
+
+    folder = data_dir.resolve()
+    arguments: dict[str, Any] = {
+        "data_dir": str(folder),
+        "snapshot_id": snapshot_id(folder),
+        "code_version": code_version(root),
+        "promotion_metric": settings.promotion_metric,
+        "promotion_margin": settings.promotion_margin,
+    }
+    arguments.update(overrides or {})
+    return arguments
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` set in this process (and so in its children) for the block's duration."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A finished local run: its id, the folder of its outputs and what the pipeline returned."""
+
+    run_id: str
+    pipeline_root: Path
+    output: Any
+    seconds: float
+
+
+def run_local(
+    name: str,
+    settings: PlatformSettings,
+    arguments: Mapping[str, Any],
+    *,
+    root: Path,
+    pipeline_root: Path | None = None,
+) -> LocalRun:
+    """Run pipeline ``name`` with ``kfp.local``'s SubprocessRunner in this environment.
+
+    Each step is a child process that reads its settings from the environment, so the caller's
+    settings are exported to it for the run (:func:`~getit_ml.settings.child_environment`).
+    A failed step raises :class:`UserError` naming it; its log went to stderr above.
+    """
+    from kfp import local
+
+    pipeline = load_pipeline(name, root)
+    run_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    outputs = (pipeline_root or settings.home / "pipelines").resolve() / run_id
+    outputs.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
+    started = time.perf_counter()
+    with _environment(child_environment(settings)):
+        try:
+            task = pipeline(**arguments)
+        except RuntimeError as error:  # kfp.local: "Pipeline ... finished with status FAILURE"
+            message = " ".join(str(error).split())
+            raise UserError(f"pipeline {name} failed: {_plain(message)}") from None
+    seconds = time.perf_counter() - started
+    output = task.output if task.outputs else None
+    logger.info("pipeline %s finished in %.0f s: %s", name, seconds, output)
+    return LocalRun(run_id, outputs, output, seconds)
+
+
+def _plain(text: str) -> str:
+    """``text`` without ANSI colour codes (kfp.local colours its messages)."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def submit(
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    root: Path,
+    host: str,
+    experiment: str,
+    namespace: str | None = None,
+    run_name: str | None = None,
+    enable_caching: bool = True,
+) -> str:
+    """Submit pipeline ``name`` to the Kubeflow Pipelines API at ``host``; returns the run id.
+
+    The compiled YAML under ``pipelines/compiled`` is what gets submitted (compiled afresh into
+    a temporary file first, so a stale checked-in file can never be what runs).
+    """
+    import tempfile
+
+    import kfp
+
+    with tempfile.TemporaryDirectory() as folder:
+        package = compile_pipeline(name, root, Path(folder) / f"{name}.yaml")
+        try:
+            client = kfp.Client(host=host, namespace=namespace)
+            run = client.create_run_from_pipeline_package(
+                str(package),
+                arguments=dict(arguments),
+                run_name=run_name,
+                experiment_name=experiment,
+                namespace=namespace,
+                enable_caching=enable_caching,
+            )
+        except Exception as error:  # kfp_server_api, urllib3 and requests errors alike
+            raise UserError(f"cannot submit to {host}: {type(error).__name__}: {error}") from None
+    return str(run.run_id)
