@@ -169,12 +169,14 @@ def run_local(
     *,
     root: Path,
     pipeline_root: Path | None = None,
+    log_file: Path | None = None,
 ) -> LocalRun:
     """Run pipeline ``name`` with ``kfp.local``'s SubprocessRunner in this environment.
 
     Each step is a child process that reads its settings from the environment, so the caller's
     settings are exported to it for the run (:func:`~getit_ml.settings.child_environment`).
-    A failed step raises :class:`UserError` naming it; its log went to stderr above.
+    A failed step raises :class:`UserError` naming it; its log goes to stderr, or to
+    ``log_file`` when one is given (the demo keeps its screen for the summary).
     """
     from kfp import local
 
@@ -184,12 +186,13 @@ def run_local(
     outputs.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
     started = time.perf_counter()
-    with _environment(child_environment(settings)):
+    with _environment(child_environment(settings)), output_to(log_file):
         try:
             task = pipeline(**arguments)
         except RuntimeError as error:  # kfp.local: "Pipeline ... finished with status FAILURE"
-            message = " ".join(str(error).split())
-            raise UserError(f"pipeline {name} failed: {_plain(message)}") from None
+            message = _plain(" ".join(str(error).split()))
+            where = f" (log: {log_file})" if log_file is not None else ""
+            raise UserError(f"pipeline {name} failed: {message}{where}") from None
     seconds = time.perf_counter() - started
     output = task.output if task.outputs else None
     logger.info("pipeline %s finished in %.0f s: %s", name, seconds, output)
@@ -238,3 +241,28 @@ def submit(
         except Exception as error:  # kfp_server_api, urllib3 and requests errors alike
             raise UserError(f"cannot submit to {host}: {type(error).__name__}: {error}") from None
     return str(run.run_id)
+
+
+@contextlib.contextmanager
+def output_to(log_file: Path | None) -> Iterator[None]:
+    """Send this process's stdout and stderr, and so its children's, to ``log_file`` for the
+    block (file-descriptor level: kfp.local's task logs and Feast's progress bars included)."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_file.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from getit_ml.data.generator import MarketplaceConfig
 from getit_ml.demo import (
     WORKSPACE_LAYOUT,
     DemoContext,
@@ -100,10 +101,11 @@ def test_default_stages_follow_the_data_flow() -> None:
 def test_marketplace_stage_generates_and_reruns(context: DemoContext) -> None:
     from getit_ml.demo import MarketplaceDataStage, marketplace_dir
 
-    first = MarketplaceDataStage().run(context)
+    stage = MarketplaceDataStage(MarketplaceConfig(customers=2_000, days=30))
+    first = stage.run(context)
     assert first.status is StageStatus.OK, first.summary
     assert (marketplace_dir(context.workdir) / "customers.parquet").is_file()
-    again = MarketplaceDataStage().run(context)  # the demo may be run twice
+    again = stage.run(context)  # the demo may be run twice
     assert again.status is StageStatus.OK
     assert again.details == first.details
 
@@ -117,7 +119,8 @@ def test_data_and_feature_stages_work_with_a_relative_workdir(
     repo = Path(__file__).resolve().parents[2] / "feature_repo"
     monkeypatch.chdir(tmp_path)
     context = DemoContext(settings=load_settings(feature_repo=repo), workdir=Path(".getit-ml"))
-    assert MarketplaceDataStage().run(context).status is StageStatus.OK
+    small = MarketplaceConfig(customers=2_000, days=30)
+    assert MarketplaceDataStage(small).run(context).status is StageStatus.OK
     result = FeatureStoreStage().run(context)
     assert result.status is StageStatus.OK, result.summary
     assert (tmp_path / ".getit-ml" / "features" / "data" / "registry.db").is_file()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from getit_ml.cli.main import app
+from getit_ml.registry.mlflow_registry import RegistryConfig, resolve
 
 runner = CliRunner()
 
@@ -64,9 +65,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--workdir", str(workdir)])
     assert result.exit_code == 0, result.output
     assert "demo summary" in result.output
-    for stage in ("platform environment", "monitoring environment", "embedded backends"):
+    for stage in ("platform environment", "monitoring environment", "embedded backends",
+                  "marketplace data", "feature store", "training pipeline"):  # fmt: skip
         assert stage in result.output
-    assert (workdir / "mlflow").is_dir()
+    # The main job ends with a champion in the embedded registry, its plots beside it.
+    config = RegistryConfig.embedded(workdir)
+    champion = resolve(config, "models:/fraud@champion")
+    assert (champion.path / "model.json").is_file()
+    assert list((workdir / "mlflow" / "artifacts").rglob("evaluation/pr.png"))
 
 
 def test_demo_failure_exits_nonzero_and_says_why(tmp_path: Path) -> None:
