@@ -1,0 +1,1 @@
+"""The fraud model's drift and outlier detector, fed by the KServe payload logger."""

@@ -1,0 +1,1 @@
+"""The fraud model's explainer: a KServe explainer component (monitoring environment)."""

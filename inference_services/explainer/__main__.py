@@ -1,0 +1,173 @@
+"""Start the explainer: ``python -m inference_services.explainer --model_name fraud
+--reference_dir DIR --predictor_url http://fraud-predictor``.
+
+kserve 0.12.1's ``kserve.model_server.parser`` gives the standard flags (``--http_port``,
+``--model_name``, ...); the explainer adds its own. Configuration is flags only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from getit_ml.errors import UserError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kserve.model_server import parser as kserve_parser
+
+    parser = argparse.ArgumentParser(
+        parents=[kserve_parser],
+        description="KServe explainer for the fraud model: AnchorTabular rules and Kernel SHAP "
+        "attributions with reason codes, over a v2 HTTP predictor.",
+    )
+    parser.add_argument(
+        "--reference_dir",
+        type=Path,
+        required=True,
+        help="Folder with reference.parquet and feature_schema.json (from the "
+        "training pipeline's export_reference).",
+    )
+    parser.add_argument(
+        "--schema", type=Path, default=None, help="feature_schema.json, if not in --reference_dir."
+    )
+    parser.add_argument(
+        "--predictor_url",
+        required=True,
+        help="Base URL of the v2 predictor, e.g. http://fraud-predictor.default "
+        "(or its full .../infer URL).",
+    )
+    parser.add_argument(
+        "--predictor_model",
+        default=None,
+        help="Model name at the predictor (default: --model_name).",
+    )
+    parser.add_argument(
+        "--input_name",
+        default="features",
+        help="Name of the v2 input tensor the predictor expects (the fraud scorer's: features).",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=["mask", "null"],
+        default="mask",
+        help="How missing values reach the predictor: a BOOL `missing` input (the fraud "
+        "scorer's convention) or JSON null.",
+    )
+    parser.add_argument(
+        "--output_name",
+        default=None,
+        help="Output tensor holding the fraud probability (default: found by "
+        "name, else the first output).",
+    )
+    parser.add_argument(
+        "--predictor_timeout",
+        type=float,
+        default=10.0,
+        help="Seconds to wait for one predictor call.",
+    )
+    parser.add_argument(
+        "--predictor_wait",
+        type=float,
+        default=120.0,
+        help="Seconds to wait at start-up for the predictor to be ready.",
+    )
+    parser.add_argument(
+        "--methods", default="anchor,kernel_shap", help="Comma-separated: anchor, kernel_shap."
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="Scores at or above this are fraud (the anchor's class).",
+    )
+    parser.add_argument("--top_k", type=int, default=3, help="Reason codes per explanation.")
+    parser.add_argument("--anchor_precision", type=float, default=0.95)
+    parser.add_argument("--anchor_max_size", type=int, default=4)
+    parser.add_argument(
+        "--anchor_candidates",
+        type=int,
+        default=8,
+        help="Features the anchor search may use (the most influential); 0 = all.",
+    )
+    parser.add_argument("--shap_nsamples", type=int, default=256)
+    parser.add_argument("--shap_background", type=int, default=12)
+    parser.add_argument("--shap_backend", choices=["auto", "alibi", "numpy"], default="auto")
+    parser.add_argument(
+        "--max_instances",
+        type=int,
+        default=16,
+        help="Most instances one explain request may carry.",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host", default="0.0.0.0", help="Address to listen on.")
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    try:
+        import uvicorn
+
+        from getit_ml.monitoring.explainer import ExplainerConfig
+        from getit_ml.monitoring.predictor import V2Predictor
+        from inference_services.explainer.model import FraudExplainer, create_application
+
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        config = ExplainerConfig(
+            methods=methods,
+            threshold=args.threshold,
+            top_k=args.top_k,
+            anchor_precision=args.anchor_precision,
+            anchor_max_size=args.anchor_max_size or None,
+            anchor_candidates=args.anchor_candidates,
+            shap_nsamples=args.shap_nsamples,
+            shap_background=args.shap_background,
+            shap_backend=args.shap_backend,
+            seed=args.seed,
+        )
+        predictor = V2Predictor(
+            args.predictor_url,
+            args.predictor_model or args.model_name,
+            input_name=args.input_name,
+            missing=args.missing,
+            output_name=args.output_name,
+            timeout_s=args.predictor_timeout,
+        )
+        model = FraudExplainer(
+            args.model_name,
+            args.reference_dir,
+            predictor,
+            config,
+            schema_path=args.schema,
+            max_instances=args.max_instances,
+            predictor_wait_s=args.predictor_wait,
+        )
+        model.load()
+    except UserError as error:
+        logging.getLogger("getit_ml").error("%s", error)
+        return 2
+    logging.getLogger(__name__).info(
+        "explainer %s on port %d, predictor %s",
+        args.model_name,
+        args.http_port,
+        predictor.infer_url,
+    )
+    uvicorn.run(
+        create_application(model),
+        host=args.host,
+        port=args.http_port,
+        log_level=args.log_level.lower(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

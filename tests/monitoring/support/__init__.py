@@ -1,0 +1,1 @@
+"""Helpers of the monitoring tests (monitoring environment only)."""

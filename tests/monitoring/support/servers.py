@@ -1,0 +1,153 @@
+"""Processes and HTTP helpers for the monitoring tests: free ports, servers that are always
+stopped, a webhook receiver, the reference files in the training pipeline's export format."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from getit_ml.monitoring.schema import REFERENCE_FILE, SCHEMA_FILE, Reference
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_reference(reference: Reference, directory: Path) -> Path:
+    """``reference.parquet`` and ``feature_schema.json`` as ``export_reference`` writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    columns: dict[str, Any] = {
+        name: pa.array(reference.features[:, j], type=pa.float64(), from_pandas=True)
+        for j, name in enumerate(reference.schema.feature_names)
+    }
+    if reference.labels is not None:
+        columns[reference.schema.label] = pa.array(reference.labels, type=pa.int64())
+    pq.write_table(pa.table(columns), directory / REFERENCE_FILE)
+    document = {**reference.schema.to_dict(), "encoding": {}}
+    (directory / SCHEMA_FILE).write_text(json.dumps(document), encoding="utf-8")
+    return directory
+
+
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of one HTTP exchange; HTTP errors are answers too."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    call = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+    try:
+        with urllib.request.urlopen(call, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+@contextmanager
+def served(
+    arguments: list[str], port: int, ready_path: str, *, timeout: float = 90.0, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``python ARGUMENTS`` in the repository root, wait until ``GET ready_path`` answers
+    200, and always stop it (terminate, then kill) when the block ends."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, *arguments],
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{arguments[:2]} exited with {process.returncode}:\n"
+                        f"{log.read_text()[-3000:]}"
+                    )
+                try:
+                    status, _ = request("GET", f"http://127.0.0.1:{port}{ready_path}", timeout=2)
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{arguments[:2]} not ready after {timeout} s:\n{log.read_text()[-3000:]}"
+                    )
+                time.sleep(0.2)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class Receiver:
+    """A local HTTP endpoint that records what is POSTed to it (alerts)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], Any]] = []
+        self.event = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"null")
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                receiver.event.set()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+    def wait(self, count: int = 1, timeout: float = 10.0) -> list[tuple[dict[str, str], Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
