@@ -192,11 +192,33 @@ def run_local(
         except RuntimeError as error:  # kfp.local: "Pipeline ... finished with status FAILURE"
             message = _plain(" ".join(str(error).split()))
             where = f" (log: {log_file})" if log_file is not None else ""
-            raise UserError(f"pipeline {name} failed: {message}{where}") from None
+            raise UserError(
+                f"pipeline {name} failed: {message}{where}{_failure_reports(outputs)}"
+            ) from None
     seconds = time.perf_counter() - started
     output = task.output if task.outputs else None
     logger.info("pipeline %s finished in %.0f s: %s", name, seconds, output)
     return LocalRun(run_id, outputs, output, seconds)
+
+
+#: Lines of a failed step's report shown in the error (the whole report stays on disk).
+REPORT_LINES: Final = 40
+
+
+def _failure_reports(outputs: Path) -> str:
+    """The reports a failed step left (``validate_data`` writes its report before it fails)."""
+    shown = []
+    for report in sorted(outputs.rglob("report")):
+        if report.is_file():
+            lines = report.read_text(encoding="utf-8", errors="replace").splitlines()
+            body = "\n".join(lines[:REPORT_LINES])
+            more = (
+                f"\n... ({len(lines) - REPORT_LINES} more lines)"
+                if len(lines) > REPORT_LINES
+                else ""
+            )
+            shown.append(f"\n{report}:\n{body}{more}")
+    return "".join(shown)
 
 
 def _plain(text: str) -> str:

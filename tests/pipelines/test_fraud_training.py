@@ -108,8 +108,11 @@ def test_bad_data_stops_the_pipeline_at_validate_data(tmp_path: Path) -> None:
     products.to_parquet(market / "products.parquet", index=False)
     settings = load_settings(home=tmp_path / "home")
     arguments = pipeline_arguments(settings, market, ROOT, {"n_trials": 1})
-    with pytest.raises(UserError, match="validate-data"):
+    with pytest.raises(UserError, match="validate-data") as failure:
         run_local("fraud", settings, arguments, root=ROOT)
+    # The contract report is in the error: table, column and rule of the broken row.
+    assert "products" in str(failure.value)
+    assert "price_bdt" in str(failure.value)
     outputs = next((tmp_path / "home" / "pipelines").iterdir())
     assert list(outputs.rglob("validate-data")), "validate_data did not run"
     assert not list(outputs.rglob("engineer-features")), "a step ran after the failed validation"

@@ -120,3 +120,20 @@ def test_an_unknown_metric_is_refused_before_anything_is_registered(tmp_path: Pa
                              lineage=LINEAGE, params={}, experiment="t",
                              metric="test_f1", margin=0.0)  # fmt: skip
     assert rescore_champion(config, "fraud", _frame(10, 1, "a"), "test_auprc") is None
+
+
+def test_registry_follows_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from getit_ml.settings import load_settings
+
+    embedded = RegistryConfig.from_settings(load_settings(home=tmp_path))
+    assert embedded.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow' / 'mlflow.db').resolve()}"
+    assert embedded.artifact_location == str((tmp_path / "mlflow" / "artifacts").resolve())
+    monkeypatch.setenv("GETIT_ML_MLFLOW_TRACKING_URI", "postgresql://mlflow:secret@db:5432/mlflow")
+    monkeypatch.setenv("GETIT_ML_MLFLOW_ARTIFACT_LOCATION", "s3://getit-ml-models/mlflow")
+    production = RegistryConfig.from_settings(load_settings())
+    assert production.tracking_uri.startswith("postgresql+psycopg://")
+    assert production.artifact_location == "s3://getit-ml-models/mlflow"
+    assert "secret" not in production.display_uri
+    monkeypatch.setenv("GETIT_ML_PROMOTION_MARGIN", "-0.1")
+    with pytest.raises(UserError, match="GETIT_ML_PROMOTION_MARGIN"):
+        load_settings()
