@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -146,3 +147,51 @@ class AlertSender:
         if thread is not None and thread.is_alive():
             self._queue.put(None)
             thread.join(self.config.timeout_s + 1)
+
+
+class AlertReceiver:
+    """A local HTTP endpoint that records what is POSTed to it: the receiving end of a webhook
+    or CloudEvent alert, for the demo and the tests (``with AlertReceiver() as receiver``)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.received: list[tuple[dict[str, str], Any]] = []
+        self.event = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body: Any = json.loads(raw or b"null")
+                except json.JSONDecodeError:
+                    body = raw.decode("utf-8", errors="replace")
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                receiver.event.set()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> AlertReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+    def wait(self, count: int = 1, timeout: float = 10.0) -> list[tuple[dict[str, str], Any]]:
+        """What has been received once ``count`` posts arrived, or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)

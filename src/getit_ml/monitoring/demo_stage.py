@@ -12,13 +12,11 @@ festival week is those rows with the payment mix moved 20 points and amounts up 
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import os
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from getit_ml.errors import UserError
+from getit_ml.monitoring.alerts import AlertReceiver
 
 if TYPE_CHECKING:
     from getit_ml.demo import DemoContext, StageResult
@@ -43,48 +42,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class AlertReceiver:
-    """A local endpoint that records the drift alerts POSTed to it (a webhook's stand-in)."""
-
-    def __init__(self) -> None:
-        self.alerts: list[tuple[dict[str, str], Any]] = []
-        self.received = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length)
-                try:
-                    body: Any = json.loads(raw or b"null")
-                except json.JSONDecodeError:
-                    body = raw.decode("utf-8", errors="replace")
-                receiver.alerts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                receiver.received.set()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> AlertReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Sidecar:
@@ -245,7 +202,7 @@ class MonitoringStage:
                     explainer_url=explainer.url,
                     drift_url=drift.url,
                 )
-                receiver.received.wait(timeout=30)
+                receiver.wait(1, timeout=30)
         seconds = time.perf_counter() - started
         status = (report.drift_status or {}).get("models", {}).get("fraud", {})
         history = [*status.get("history", []), *([status["last_result"]] if status.get(
@@ -255,13 +212,13 @@ class MonitoringStage:
             "payments scored and logged": f"{report.payments:,} ({report.log_failures} lost)",
             "windows (normal, then festival week)": " ".join(windows) or "none",
         }
-        if not receiver.alerts:
+        if not receiver.received:
             return StageResult(
                 StageStatus.FAILED,
                 f"no drift alert after the festival week (windows: {' '.join(windows)})",
                 details,
             )
-        _, alert = receiver.alerts[0]
+        _, alert = receiver.received[0]
         drifted = alert.get("drifted_features", []) if isinstance(alert, dict) else []
         details["alert"] = json.dumps(alert)[:400]
         explanation = report.explanation or {}

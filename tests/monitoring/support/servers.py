@@ -3,13 +3,11 @@ stopped, a webhook receiver, the reference files in the training pipeline's expo
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from getit_ml.monitoring.alerts import AlertReceiver
 from getit_ml.monitoring.schema import REFERENCE_FILE, SCHEMA_FILE, Reference
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -113,41 +112,5 @@ def served(
                 process.wait()
 
 
-class Receiver:
-    """A local HTTP endpoint that records what is POSTed to it (alerts)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], Any]] = []
-        self.event = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"null")
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                receiver.event.set()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
-
-    def wait(self, count: int = 1, timeout: float = 10.0) -> list[tuple[dict[str, str], Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.received)
+#: The alert receiver of the library, under the name the tests use.
+Receiver = AlertReceiver
