@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from getit_ml import __version__
-from getit_ml.cli import data, features, monitor, pipeline, registry
+from getit_ml.cli import data, features, monitor, pipeline, registry, serve
 from getit_ml.cli.common import settings_of, user_errors
 from getit_ml.log import configure_logging
 from getit_ml.settings import describe_settings, load_settings
@@ -35,6 +35,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(registry.app, name="registry")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(serve.app, name="serve")
 app.add_typer(monitor.app, name="monitor")
 
 stdout = Console()

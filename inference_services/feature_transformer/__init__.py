@@ -1,0 +1,1 @@
+"""KServe transformer: Feast features in front of the fraud scorer."""

@@ -1,0 +1,1 @@
+"""KServe predictor: the fraud scorer."""

@@ -1,0 +1,206 @@
+"""``inference_services/fraud_scorer``: the kserve.Model adapter and its ``__main__``, on our
+servers and on a stock ``kserve.ModelServer``, started and stopped as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from kserve import InferInput, InferRequest
+from kserve.errors import InvalidInput
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from getit_ml.serving.entrypoints import scorer_loader, scorer_parser
+from getit_ml.training.xgb import load_model, predict_proba
+from inference_services.fraud_scorer.model import FraudScorerModel
+from tests.getit_ml.serving.support import toy_frame
+from tests.inference_services.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _encoded(model_dir: Path, rows: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    booster, schema = load_model(model_dir)
+    frame = toy_frame(rows, seed=5).drop(columns=["is_fraud"])
+    return schema.encode(frame), predict_proba(booster, schema, frame)
+
+
+def _model(model_dir: Path) -> FraudScorerModel:
+    args = scorer_parser().parse_args(["--model_dir", str(model_dir)])
+    model = FraudScorerModel(args.model_name, scorer_loader(args))
+    assert model.load()
+    return model
+
+
+def test_the_parser_is_kserves_plus_ours(model_dir: Path) -> None:
+    args = scorer_parser().parse_args(
+        [
+            "--model_dir",
+            str(model_dir),
+            "--http_port",
+            "9000",
+            "--grpc_port",
+            "9001",
+            "--workers",
+            "1",
+            "--max_body_bytes",
+            "1024",
+            "--enable_repository_extension",
+            "true",
+        ]
+    )
+    assert (args.http_port, args.grpc_port, args.workers) == (9000, 9001, 1)
+    assert args.model_name == "fraud"
+    assert args.max_body_bytes == 1024
+    assert args.enable_repository_extension is True
+    assert args.server == "fast"
+    with pytest.raises(SystemExit):
+        scorer_parser().parse_args(["--model_dir", "a", "--model_uri", "models:/fraud@champion"])
+
+
+def test_predict_with_kserve_types(model_dir: Path) -> None:
+    model = _model(model_dir)
+    matrix, expected = _encoded(model_dir)
+    tensor = InferInput("features", list(matrix.shape), "FP64")
+    tensor.set_data_from_numpy(matrix, binary_data=False)
+    response = model.predict(InferRequest("fraud", [tensor], request_id="a"))
+    probability = next(o for o in response.outputs if o.name == "fraud_probability")
+    np.testing.assert_allclose(probability.as_numpy(), expected, rtol=1e-6)
+    assert response.model_version == model.version
+    bad = InferInput("features", [1, 4], "FP64")
+    bad.set_data_from_numpy(np.array([[0.0, np.nan, 1.0, 1.0]]), binary_data=False)
+    with pytest.raises(InvalidInput, match="finite"):
+        model.predict(InferRequest("fraud", [bad]))
+
+
+@contextmanager
+def _process(args: list[str], http_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log.seek(0)
+                raise AssertionError(log.read().decode("utf-8", "replace")[-3000:])
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _infer_body(matrix: np.ndarray) -> dict[str, object]:
+    return {
+        "inputs": [
+            {
+                "name": "features",
+                "datatype": "FP64",
+                "shape": list(matrix.shape),
+                "data": matrix.ravel().tolist(),
+            }
+        ]
+    }
+
+
+def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path) -> None:
+    http_port, grpc_port = free_port(), free_port()
+    matrix, expected = _encoded(model_dir)
+    args = [
+        "inference_services.fraud_scorer",
+        "--model_dir",
+        str(model_dir),
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+        "--host",
+        "127.0.0.1",
+    ]
+    with _process(args, http_port) as process:
+        response = httpx.post(
+            f"http://127.0.0.1:{http_port}/v2/models/fraud/infer", json=_infer_body(matrix)
+        )
+        assert response.status_code == 200
+        data = {o["name"]: o["data"] for o in response.json()["outputs"]}
+        np.testing.assert_allclose(data["fraud_probability"], expected, rtol=1e-6)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            reply = stub.ModelInfer(
+                pb.ModelInferRequest(
+                    model_name="fraud",
+                    inputs=[
+                        pb.ModelInferRequest.InferInputTensor(
+                            name="features",
+                            datatype="FP64",
+                            shape=list(matrix.shape),
+                            contents=pb.InferTensorContents(fp64_contents=matrix.ravel().tolist()),
+                        )
+                    ],
+                )
+            )
+            assert reply.outputs[0].name == "fraud_probability"
+            scores = np.frombuffer(reply.raw_output_contents[0], dtype="<f8")
+            np.testing.assert_allclose(scores, expected, rtol=1e-6)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_main_on_a_stock_kserve_model_server(model_dir: Path) -> None:
+    http_port, grpc_port = free_port(), free_port()
+    matrix, expected = _encoded(model_dir)
+    args = [
+        "inference_services.fraud_scorer",
+        "--server",
+        "kserve",
+        "--model_dir",
+        str(model_dir),
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+    ]
+    with _process(args, http_port) as process:
+        url = f"http://127.0.0.1:{http_port}/v2/models/fraud/infer"
+        response = httpx.post(url, json=_infer_body(matrix))
+        assert response.status_code == 200, response.text
+        data = {o["name"]: o["data"] for o in response.json()["outputs"]}
+        np.testing.assert_allclose(data["fraud_probability"], expected, rtol=1e-6)
+        nan = _infer_body(np.array([[0.0, 1.0, 1.0, 1.0]]))
+        nan["inputs"][0]["data"][1] = "NaN"  # type: ignore[index]
+        assert httpx.post(url, json=nan).status_code == 400
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=40)
+
+
+def test_main_without_a_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from inference_services.fraud_scorer.__main__ import main
+
+    assert main(["--http_port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--model_uri" in err
+    assert "Traceback" not in err
