@@ -203,7 +203,13 @@ def save_model(booster: xgb.Booster, schema: FeatureSchema, out_dir: Path) -> Mo
     if any(name != MODEL_FILE for name in stray):
         raise UserError(f"{out_dir} holds other model files {stray}: KServe would refuse it")
     model = out_dir / MODEL_FILE
-    booster.save_model(str(model))
+    # Saved without feature names: KServe's xgbserver builds an unnamed DMatrix from the request
+    # and XGBoost refuses a named booster with "data did not contain feature names". The names
+    # live in the feature schema beside it; load_model puts them back.
+    stored = booster.copy()
+    stored.feature_names = None
+    stored.feature_types = None
+    stored.save_model(str(model))
     schema_path = schema.write(out_dir / METADATA_DIR / SCHEMA_FILE)
     logger.info("saved the model to %s", out_dir)
     return ModelFiles(model, schema_path)
@@ -217,6 +223,12 @@ def load_model(model_dir: Path) -> tuple[xgb.Booster, FeatureSchema]:
     schema = FeatureSchema.read(model_dir / METADATA_DIR / SCHEMA_FILE)
     booster = xgb.Booster(model_file=str(model))
     _check_agreement(booster, schema, f"load model {model_dir}")
+    if booster.num_features() != len(schema.features):
+        raise UserError(
+            f"load model {model_dir}: the booster takes {booster.num_features()} features, the "
+            f"feature schema lists {len(schema.features)}"
+        )
+    booster.feature_names = schema.feature_names
     return booster, schema
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 
 from getit_ml.errors import UserError
 from getit_ml.training import xgb as model
@@ -121,6 +122,11 @@ def test_save_and_load_give_identical_predictions(tmp_path: Path) -> None:
     # Scoring by matrix (what a server with pre-encoded input does) gives the same numbers.
     matrix = model.predict_matrix(loaded, schema.encode(test_frame), schema.feature_names)
     np.testing.assert_array_equal(matrix, after)
+    # KServe's xgbserver: Booster(model_file=...) and predict on an unnamed DMatrix, which a
+    # booster saved with feature names refuses.
+    stock = xgb.Booster(model_file=str(files.model))
+    stock_scores = stock.predict(xgb.DMatrix(schema.encode(test_frame)))
+    np.testing.assert_array_equal(stock_scores.astype(np.float64), after)
 
 
 def test_save_refuses_a_schema_of_other_features(tmp_path: Path) -> None:
