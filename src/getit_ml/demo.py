@@ -337,6 +337,10 @@ def marketplace_dir(workdir: Path) -> Path:
 
 def default_stages() -> list[Stage]:
     """The demo's stages, in data-flow order. Later layers append theirs here."""
+    # Imported here: those modules import this one (inside their stages' run methods).
+    from getit_ml.monitoring.demo_stage import MonitoringStage
+    from getit_ml.serving.demo_stage import ServingStage
+
     return [
         PlatformEnvironmentStage(),
         MonitoringEnvironmentStage(),
@@ -344,6 +348,8 @@ def default_stages() -> list[Stage]:
         MarketplaceDataStage(),
         FeatureStoreStage(),
         TrainingPipelineStage(),
+        ServingStage(),
+        MonitoringStage(),
     ]
 
 
