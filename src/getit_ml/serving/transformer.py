@@ -51,13 +51,13 @@ from getit_ml.serving.protocol import (
     tensor_metadata,
 )
 from getit_ml.serving.scorer import DEFAULT_MODEL_NAME, MISSING_INPUT
+from getit_ml.training.dataset import FRAUD_SERVICE
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 logger = logging.getLogger(__name__)
 
-FRAUD_SERVICE: Final = "fraud_scoring_v1"
 #: The checkout request: v2 input name -> (datatype in metadata, required).
 CHECKOUT_INPUTS: Final[dict[str, tuple[str, bool]]] = {
     "customer_id": ("INT64", True),
