@@ -34,6 +34,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,6 +184,9 @@ class RegistryConfig:
 def client(config: RegistryConfig) -> MlflowClient:
     """An MLflow client bound to ``config`` alone (explicit tracking and registry URIs: MLflow's
     global tracking URI is neither read nor changed). Creates the SQLite folder if needed."""
+    # MLflow's SQL store still uses SQLAlchemy's deprecated ``noload``; the warning is MLflow's to
+    # fix and says nothing a user of the registry can act on.
+    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
     sqlite_path = config.sqlite_path
     if sqlite_path is not None:
         sqlite_path.parent.mkdir(parents=True, exist_ok=True)
