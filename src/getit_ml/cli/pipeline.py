@@ -107,14 +107,14 @@ def run(
 ) -> None:
     """Run a pipeline on this machine with kfp.local, against the settings' registry."""
     from getit_ml.orchestration import pipeline_arguments, project_root, run_local
-    from getit_ml.registry.mlflow_registry import RegistryConfig
 
     if not local:
         raise UserError("`pipeline run` runs on this machine: add --local (or use `submit`)")
     settings = settings_of(ctx)
     root = project_root()
+    # The registry is not passed as a parameter: parameters are logged in the clear, and a
+    # PostgreSQL URI carries a password. Each step reads it from the settings it inherits.
     overrides = parse_parameters(param, _parameters(name, root))
-    overrides.setdefault("tracking_uri", RegistryConfig.from_settings(settings).tracking_uri)
     arguments = pipeline_arguments(settings, _data_dir(data_dir, settings.home), root, overrides)
     stdout.print(f"running [bold]{name}[/] locally on {arguments['data_dir']} "
                  f"({arguments['snapshot_id'][:19]})")  # fmt: skip
