@@ -96,6 +96,14 @@ def create_application(model: FraudExplainer) -> FastAPI:
     dataplane = DataPlane(model_registry=repository)
     server = RESTServer(dataplane, ModelRepositoryExtension(model_registry=repository))
     app: FastAPI = server.create_application()
+    # kserve 0.12.1 always mounts the repository extension, unauthenticated: anyone who reaches
+    # the pod could unload the explainer. A NetworkPolicy cannot filter URL paths, so the routes
+    # go (404); the explainer serves its one model for the pod's life.
+    app.router.routes = [
+        route
+        for route in app.router.routes
+        if not str(getattr(route, "path", "")).startswith("/v2/repository")
+    ]
 
     async def v2_explain(model_name: str, request: Request) -> Any:
         if not dataplane.model_ready(model_name):

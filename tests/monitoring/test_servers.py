@@ -131,6 +131,15 @@ def test_explainer_rejects_bad_input_with_400(explainer_url: str) -> None:
     assert status == 404
 
 
+def test_explainer_cannot_be_unloaded_from_outside(explainer_url: str) -> None:
+    """kserve 0.12.1 mounts the repository extension unauthenticated; ours removes it."""
+    for action in ("unload", "load"):
+        status, _ = request("POST", f"{explainer_url}/v2/repository/models/fraud/{action}", {})
+        assert status == 404
+    status, _ = request("GET", f"{explainer_url}/v2/models/fraud/ready")
+    assert status == 200
+
+
 def test_drift_detector_end_to_end(
     reference_dir: Path, population: FraudPopulation, tmp_path: Path
 ) -> None:
