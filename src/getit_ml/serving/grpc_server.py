@@ -39,6 +39,7 @@ from getit_ml.serving.protocol import (
     binary_tensor,
     check_finite,
     element_count,
+    utf8_text,
 )
 from getit_ml.serving.repository import ModelRepository
 
@@ -95,7 +96,7 @@ def _contents_array(tensor: Any, datatype: str, shape: tuple[int, ...], name: st
         )
     if datatype == "BYTES":
         array = np.empty(count, dtype=object)
-        array[:] = [_text(v, name) for v in values]
+        array[:] = [utf8_text(v, name) for v in values]
         return array.reshape(shape)
     if datatype in INT_RANGES and field in ("int_contents", "uint_contents"):
         low, high = INT_RANGES[datatype]
@@ -106,13 +107,6 @@ def _contents_array(tensor: Any, datatype: str, shape: tuple[int, ...], name: st
     if datatype in FLOAT_TYPES:
         check_finite(array, name)
     return array.reshape(shape)
-
-
-def _text(raw: bytes, name: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad_request(f"input {name!r}: BYTES element is not UTF-8 text") from None
 
 
 def decode_grpc(message: Any) -> InferenceRequest:

@@ -273,7 +273,7 @@ def binary_tensor(chunk: bytes, datatype: str, shape: tuple[int, ...], name: str
             offset += 4
             if offset + size > len(chunk):
                 raise bad_request(f"input {name!r}: truncated BYTES element")
-            items.append(_text(chunk[offset : offset + size], name))
+            items.append(utf8_text(chunk[offset : offset + size], name))
             offset += size
         if len(items) != count:
             raise bad_request(f"input {name!r}: {len(items)} elements for shape {list(shape)}")
@@ -298,7 +298,8 @@ def binary_tensor(chunk: bytes, datatype: str, shape: tuple[int, ...], name: str
     return array.reshape(shape)
 
 
-def _text(raw: bytes, name: str) -> str:
+def utf8_text(raw: bytes, name: str) -> str:
+    """A BYTES element as text; anything but UTF-8 is the client's error (400)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
