@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,15 +36,10 @@ import numpy as np
 from getit_ml.monitoring.explainer import ExplainerConfig, TabularExplainer
 from getit_ml.monitoring.predictor import V2Predictor
 from getit_ml.monitoring.synthetic import FraudPopulation, fraud_probability
+from getit_ml.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FEATURES = {"is_new_device", "is_wallet_change", "amount_vs_avg_30d", "payments_10m"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start_predictor(port: int) -> subprocess.Popen[bytes]:
@@ -96,7 +90,7 @@ def main() -> None:
     sample = population.sample(20_000, np.random.default_rng(7)).features
     scores = fraud_probability(population.schema, sample)
     flagged = sample[np.argsort(-scores)[: max(args.instances, args.peer)]]
-    port = _free_port()
+    port = free_port()
     predictor_process = _start_predictor(port)
     try:
         predictor = V2Predictor(f"http://127.0.0.1:{port}", "fraud")

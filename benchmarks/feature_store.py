@@ -50,7 +50,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,6 +83,7 @@ from getit_ml.features.store import (
     push_velocity,
 )
 from getit_ml.features.streaming import StreamConsumer, events_from_marketplace, publish_events
+from getit_ml.services import free_port
 from getit_ml.settings import PlatformSettings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -351,10 +351,6 @@ def stock_sqlite_repo(source: Path, target: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------- HTTP
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

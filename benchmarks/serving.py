@@ -50,7 +50,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from getit_ml.services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -94,12 +95,6 @@ model.load()
 kserve.ModelServer(http_port=int(sys.argv[2]), grpc_port=int(sys.argv[3]),
                    enable_latency_logging=False).start([model])
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

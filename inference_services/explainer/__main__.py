@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from getit_ml.errors import UserError
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from getit_ml.log import LOG_FORMAT
 
 
 def build_parser() -> argparse.ArgumentParser:

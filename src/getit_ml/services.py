@@ -49,3 +49,13 @@ def sqlalchemy_postgres_url(uri: str) -> str:
     if parts.scheme in ("postgresql", "postgres"):
         return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
     return uri
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now, for a local server about to start (the OS picks
+    it; another process could take it before ours binds, which local demos and tests accept)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from getit_ml.services import free_port
+
 pytestmark = pytest.mark.cluster
 
 NAMESPACE = os.environ.get("GETIT_E2E_NAMESPACE", "getit-ml")
@@ -53,16 +55,10 @@ def api_client() -> Any:
     return client.ApiClient()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def port_forward(target: str, remote_port: int) -> Iterator[str]:
     """``kubectl port-forward`` to ``target`` (e.g. svc/fraud-transformer); yields the base URL."""
-    local = _free_port()
+    local = free_port()
     process = subprocess.Popen(
         [kubectl(), "-n", NAMESPACE, "port-forward", target, f"{local}:{remote_port}"],
         stdout=subprocess.DEVNULL,

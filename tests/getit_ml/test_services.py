@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from getit_ml.services import postgres_unreachable, redis_unreachable
+from getit_ml.services import free_port, postgres_unreachable, redis_unreachable
 from tests.support.services import require_service
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_redis_gives_a_reason() -> None:
-    reason = redis_unreachable(f"redis://127.0.0.1:{_closed_port()}/0", timeout_s=0.5)
+    reason = redis_unreachable(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     assert reason is not None
     assert "Redis at" in reason
 
 
 def test_unreachable_postgres_gives_a_reason_without_the_password() -> None:
     reason = postgres_unreachable(
-        f"postgresql://shop:s3cret@127.0.0.1:{_closed_port()}/test", timeout_s=1
+        f"postgresql://shop:s3cret@127.0.0.1:{free_port()}/test", timeout_s=1
     )
     assert reason is not None
     assert "PostgreSQL at" in reason

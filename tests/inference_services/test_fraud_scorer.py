@@ -22,11 +22,11 @@ from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from getit_ml.services import free_port
 from getit_ml.serving.entrypoints import scorer_loader, scorer_parser
 from getit_ml.training.xgb import load_model, predict_proba
 from inference_services.fraud_scorer.model import FraudScorerModel
 from tests.getit_ml.serving.support import toy_frame
-from tests.inference_services.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

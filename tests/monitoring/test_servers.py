@@ -14,7 +14,8 @@ import pytest
 from getit_ml.monitoring.events import binary_headers
 from getit_ml.monitoring.synthetic import FESTIVAL_MIX, FraudPopulation, fraud_probability
 from getit_ml.monitoring.traffic import festival_week, replay
-from tests.monitoring.support.servers import Receiver, free_port, request, served
+from getit_ml.services import free_port
+from tests.monitoring.support.servers import Receiver, request, served
 
 pytestmark = pytest.mark.slow
 

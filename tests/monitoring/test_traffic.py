@@ -8,7 +8,8 @@ import pytest
 from getit_ml.monitoring.events import REQUEST_TYPE, RESPONSE_TYPE
 from getit_ml.monitoring.synthetic import FraudPopulation
 from getit_ml.monitoring.traffic import PayloadLogger, festival_week
-from tests.monitoring.support.servers import Receiver, free_port
+from getit_ml.services import free_port
+from tests.monitoring.support.servers import Receiver
 
 
 def test_festival_week_moves_the_mix_and_the_amounts(population: FraudPopulation) -> None:

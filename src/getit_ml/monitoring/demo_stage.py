@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from getit_ml.errors import UserError
 from getit_ml.monitoring.alerts import AlertReceiver
+from getit_ml.services import free_port
 
 if TYPE_CHECKING:
     from getit_ml.demo import DemoContext, StageResult
@@ -36,12 +36,6 @@ REFERENCE_SHARE: Final = 0.8
 #: Events per drift window (the detector's ``--window_size``).
 WINDOW: Final = 200
 START_TIMEOUT_S: Final = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sidecar:
@@ -165,13 +159,13 @@ class MonitoringStage:
         rng = np.random.default_rng(7)
         normal = held_out.features
         festival = festival_week(held_out.schema, held_out.features, rng)
-        scorer_port = _free_port()
+        scorer_port = free_port()
         serving = LocalServing(
             LaunchOptions(
                 model_uri="models:/fraud@champion",
                 tracking_uri=RegistryConfig.embedded(workdir).tracking_uri,
                 http_port=scorer_port,
-                grpc_port=_free_port(),
+                grpc_port=free_port(),
                 log_level="WARNING",
                 extra_env={"GETIT_ML_HOME": str(workdir)},
             )
@@ -188,10 +182,10 @@ class MonitoringStage:
             drift_arguments += ["--alert_url", receiver.url]
             with (
                 Sidecar(
-                    python, "drift", drift_arguments, _free_port(), folder / "drift.log"
+                    python, "drift", drift_arguments, free_port(), folder / "drift.log"
                 ) as drift,
                 Sidecar(
-                    python, "explainer", explainer_arguments, _free_port(), folder / "explainer.log"
+                    python, "explainer", explainer_arguments, free_port(), folder / "explainer.log"
                 ) as explainer,  # fmt: skip
             ):
                 report = replay(

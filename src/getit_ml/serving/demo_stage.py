@@ -11,10 +11,11 @@ drained). It imports :mod:`getit_ml.demo` only inside :meth:`run`, so the demo c
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from getit_ml.services import free_port
 
 if TYPE_CHECKING:
     from getit_ml.demo import DemoContext, StageResult
@@ -24,12 +25,6 @@ logger = logging.getLogger(__name__)
 #: Payments scored through REST and gRPC, and single-payment requests timed.
 DEMO_PAYMENTS: Final = 6
 TIMED_REQUESTS: Final = 50
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sample_checkouts(marketplace: Path, n: int = DEMO_PAYMENTS) -> list[dict[str, Any]]:
@@ -93,7 +88,7 @@ class ServingStage:
         document = checkout_document(
             [{k: v for k, v in c.items() if k in CHECKOUT_INPUTS} for c in checkouts], "demo-1"
         )
-        ports = [_free_port() for _ in range(4)]
+        ports = [free_port() for _ in range(4)]
         options = LaunchOptions(
             model_uri="models:/fraud@champion",
             tracking_uri=RegistryConfig.embedded(workdir).tracking_uri,

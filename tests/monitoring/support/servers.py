@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,12 +22,6 @@ from getit_ml.monitoring.alerts import AlertReceiver
 from getit_ml.monitoring.schema import REFERENCE_FILE, SCHEMA_FILE, Reference
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_reference(reference: Reference, directory: Path) -> Path:
