@@ -78,21 +78,78 @@ def generate(
 def import_(
     format: Annotated[
         str,
-        typer.Argument(help="One of: movielens, creditcard, diginetica, walmart, cdnow."),
+        typer.Argument(
+            help="One of: movielens, creditcard, diginetica, walmart, cdnow, tabular (your own "
+            "labelled .csv or .parquet table)."
+        ),
     ],
     path: Annotated[Path, typer.Argument(help="The data set's file or folder.")],
     out: Annotated[Path, typer.Option(help="Folder to write the contract tables to.")],
+    label: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN",
+            help="tabular: the label column (default: the first column named churn, churned, "
+            "exited, label, target, y, class, is_fraud or fraud, in any case).",
+        ),
+    ] = None,
+    positive: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="VALUE",
+            help="tabular: a label value that means True (repeatable; default: yes/true/1/y/t/"
+            "churned... are True and no/false/0/n/f/stayed... False, in any case).",
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="COLUMN",
+            help="tabular: the id column (default: the 0-based row number).",
+        ),
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time", metavar="COLUMN", help="tabular: the time column, ISO 8601 (default: none)."
+        ),
+    ] = None,
 ) -> None:
-    """Map a public data set onto the platform's data contracts."""
+    """Map a public data set, or your own labelled table, onto the platform's data contracts.
+
+    Your own table (tabular): a .csv or .parquet file, or a folder holding exactly one.
+    It writes DIR/labelled_examples.parquet: example_id, example_ts, label, then every other
+    column as a feature, for a family's `getit-ml evaluate`; import.json records the mapping.
+    Example: getit-ml data import tabular churn.csv --out DIR --label Churn --id customerID
+    The options --label, --positive, --id and --time are for tabular only.
+    """
     from getit_ml.data.importers import import_dataset
 
-    result = import_dataset(format, path, out)
+    options = {
+        "label": label,
+        "positive": positive or None,
+        "id_column": id_column,
+        "time_column": time_column,
+    }
+    given = {name: value for name, value in options.items() if value is not None}
+    result = import_dataset(format, path, out, given)
     stdout.print(
         f"{format}: read {result.rows_read:,} rows, wrote {result.rows_written:,} to "
         f"{out / (result.table_name + '.parquet')}",
         highlight=False,
         soft_wrap=True,
     )
+    details = result.details
+    if "label_column" in details:
+        stdout.print(
+            f"label {details['label_column']}: {details['rows_positive']:,} true "
+            f"({', '.join(details['label_true_values'][:5])}), {details['rows_negative']:,} false "
+            f"({', '.join(details['label_false_values'][:5])}); "
+            f"{len(details['feature_types'])} feature columns",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.rows_rejected:
         reasons = ", ".join(f"{k} ({v:,})" for k, v in result.rejected_reasons().items())
         stdout.print(

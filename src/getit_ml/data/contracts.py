@@ -20,6 +20,13 @@ import pyarrow as pa
 from getit_ml.data import reference as ref
 
 TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
+#: Types an extra column may have where a contract sets ``allow_extra_columns``.
+EXTRA_COLUMN_TYPES: Final[tuple[pa.DataType, ...]] = (
+    pa.float64(),
+    pa.int64(),
+    pa.bool_(),
+    pa.string(),
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,12 @@ class TableContract:
     #: Columns beyond the declared ones are kept if they are numeric (e.g. the anonymised
     #: V1..V28 of the card-fraud set); otherwise an undeclared column is a violation.
     allow_extra_numeric_columns: bool = False
+    #: Columns beyond the declared ones are kept, as they are, if their type is one of
+    #: :data:`EXTRA_COLUMN_TYPES` (float64, int64, bool or string: the features of a user's own
+    #: labelled table); an extra column of any other type is a violation. Where
+    #: ``allow_extra_numeric_columns`` is set too, a column of those types is kept as it is and
+    #: any other numeric column is kept as well.
+    allow_extra_columns: bool = False
 
     def schema(self) -> pa.Schema:
         """The Arrow schema the generator writes and the loaders cast to."""
@@ -420,6 +433,30 @@ ORDER_HISTORY = TableContract(
     ),
 )
 
+LABELLED_EXAMPLES = TableContract(
+    name="labelled_examples",
+    description="A user's own labelled table for any binary model family (fraud, churn...): an "
+    "id, an optional time and a true/false label, then every other source column as a feature "
+    "(float64, int64, bool or string, in source order).",
+    primary_key="example_id",
+    time_column="example_ts",
+    allow_extra_columns=True,
+    columns=(
+        Column(
+            "example_id",
+            pa.string(),
+            "The source's id column as text, or the 0-based source row number as text.",
+            unique=True,
+        ),
+        _ts(
+            "example_ts",
+            "The example's time when the source names a time column; null otherwise.",
+            nullable=True,
+        ),
+        Column("label", pa.bool_(), "The binary label: True for the positive class."),
+    ),
+)
+
 CONTRACTS: Final[dict[str, TableContract]] = {
     c.name: c
     for c in (
@@ -438,6 +475,7 @@ CONTRACTS: Final[dict[str, TableContract]] = {
         SESSION_SEQUENCES,
         DEMAND_SERIES,
         ORDER_HISTORY,
+        LABELLED_EXAMPLES,
     )
 }
 

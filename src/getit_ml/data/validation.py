@@ -17,6 +17,10 @@ Design choices:
 * Where ``allow_extra_numeric_columns`` is set, extra numeric columns are kept in ``valid`` after
   the declared ones. An extra text column (all a CSV has) is converted to ``float64`` row by row,
   a value that is not a number being a ``type`` violation; any other type is unexpected.
+* Where ``allow_extra_columns`` is set (``labelled_examples``: a user's own features), an extra
+  column of type float64, int64, bool or string is kept in ``valid`` as it is, after the declared
+  ones and in the table's order; a column of any other type is unexpected (unless
+  ``allow_extra_numeric_columns`` is set too and keeps it). A CSV's extras are text and stay text.
 * NaN and the null markers ``""``, ``nan``, ``null``, ``none``, ``na``, ``n/a`` (any case) in a
   numeric, boolean or temporal column are nulls, so the nullability check decides about them.
   Infinite numbers are conversion failures.
@@ -56,7 +60,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from getit_ml.data.contracts import CONTRACTS, MARKETPLACE_TABLES, ForeignKey, TableContract
+from getit_ml.data.contracts import (
+    CONTRACTS,
+    EXTRA_COLUMN_TYPES,
+    MARKETPLACE_TABLES,
+    ForeignKey,
+    TableContract,
+)
 from getit_ml.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -889,14 +899,17 @@ def _later_copies(values: pa.ChunkedArray) -> Mask:
 def _check_extra_columns(
     raw: pa.Table, contract: TableContract, findings: _Findings
 ) -> dict[str, pa.ChunkedArray]:
-    """Undeclared columns: kept if the contract allows extra numeric ones, else a violation."""
+    """Undeclared columns: kept where the contract allows them (``allow_extra_columns``: of one
+    of :data:`EXTRA_COLUMN_TYPES`; ``allow_extra_numeric_columns``: numeric, or text that must be
+    numbers), else a violation."""
     declared = set(contract.column_names)
     kept: dict[str, pa.ChunkedArray] = {}
     for name in raw.column_names:
         if name in declared:
             continue
         column = raw.column(name)
-        if contract.allow_extra_numeric_columns and _is_numeric(column.type):
+        feature = contract.allow_extra_columns and _is_extra_column_type(column.type)
+        if feature or (contract.allow_extra_numeric_columns and _is_numeric(column.type)):
             kept[name] = column
         elif contract.allow_extra_numeric_columns and (
             _is_text(column.type) or pa.types.is_null(column.type)
@@ -906,16 +919,31 @@ def _check_extra_columns(
             findings.add(name, Rule.TYPE, result.failed, "values that are not finite numbers")
             kept[name] = result.values
         else:
-            allowed = " (only numeric extra columns are allowed)"
             findings.whole_table(
                 name,
                 Rule.UNEXPECTED_COLUMN,
                 f"column {name} ({column.type}) is not in the contract"
-                + (allowed if contract.allow_extra_numeric_columns else "")
+                + _extras_allowed(contract)
                 + "; every row is quarantined",
                 examples=findings.examples_of(name, np.flatnonzero(_true(column.is_valid()))),
             )
     return kept
+
+
+def _is_extra_column_type(dtype: pa.DataType) -> bool:
+    return any(dtype.equals(allowed) for allowed in EXTRA_COLUMN_TYPES)
+
+
+def _extras_allowed(contract: TableContract) -> str:
+    """What extra columns ``contract`` would have accepted, for the unexpected-column message."""
+    allowed = []
+    if contract.allow_extra_columns:
+        # Arrow calls float64 "double"; the contracts say float64.
+        names = ["float64" if t.equals(pa.float64()) else str(t) for t in EXTRA_COLUMN_TYPES]
+        allowed.append(f"{', '.join(names[:-1])} or {names[-1]}")
+    if contract.allow_extra_numeric_columns:
+        allowed.append("numeric")
+    return f" (only {' or '.join(allowed)} extra columns are allowed)" if allowed else ""
 
 
 def _check_order(

@@ -71,6 +71,41 @@ def test_import_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_import_refuses_tabular_options_for_other_formats(tmp_path: Path) -> None:
+    (tmp_path / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n1,10,4,874965758\n")
+    for option in (
+        ["--label", "rating"],
+        ["--positive", "5"],
+        ["--id", "user_id"],
+        ["--time", "x"],
+    ):
+        result = runner.invoke(
+            app,
+            ["data", "import", "movielens", str(tmp_path), "--out", str(tmp_path / "o"), *option],
+        )
+        assert result.exit_code == 2, result.output
+        assert f"({option[0]}) for this format" in result.output
+        assert "only tabular does" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_import_tabular_writes_labelled_examples(tmp_path: Path) -> None:
+    source = tmp_path / "churn.csv"
+    source.write_text("customerID,tenure,TotalCharges,Churn\nc1,1,29.85,No\nc2,0, ,Yes\n")
+    out = tmp_path / "o"
+    result = runner.invoke(
+        app,
+        ["data", "import", "tabular", str(source), "--out", str(out), "--label", "Churn",
+         "--id", "customerID"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "label Churn: 1 true (Yes), 1 false (No); 2 feature columns" in result.output
+    table = pq.read_table(out / "labelled_examples.parquet")
+    assert table.column_names == ["example_id", "example_ts", "label", "tenure", "TotalCharges"]
+    assert table.column("TotalCharges").to_pylist() == [29.85, None]
+
+
 def test_validate_passes_generated_data_and_fails_bad_data(tmp_path: Path) -> None:
     import json
 

@@ -39,6 +39,7 @@ FORMAT_TABLES = {
     "diginetica": "session_sequences",
     "walmart": "demand_series",
     "cdnow": "order_history",
+    "tabular": "labelled_examples",
 }
 
 
@@ -564,7 +565,7 @@ def test_unknown_format_names_the_known_ones(tmp_path: Path) -> None:
         UserError,
         match=re.escape(
             "unknown import format 'netflix'; expected one of: "
-            "cdnow, creditcard, diginetica, movielens, walmart"
+            "cdnow, creditcard, diginetica, movielens, tabular, walmart"
         ),
     ):
         import_dataset("netflix", tmp_path, tmp_path / "out")
