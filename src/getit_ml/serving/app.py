@@ -18,21 +18,32 @@ GET      ``/v2/models/{m}/ready``                     200 ready, 400 not ready, 
 POST     ``/v2/models/{m}/infer``                     inference
 POST     ``/v2/repository/index``                     the repository's models and states
 POST     ``/v2/repository/models/{m}/load|unload``    403 unless the extension is enabled
+GET      ``/metrics``                                 Prometheus text format (404 when off)
 =======  ===========================================  ==========================================
 
 Health "false" is a 4xx, as the protocol says; inference on a model that is not ready is 503
 (retry later). Every error body is ``{"error": "<message>"}``.
+
+``/metrics`` (on the same port, so a pod's one ``prometheus.io/port`` covers it) exposes the
+server's :class:`~getit_ml.serving.metrics.InferenceMetrics`: per-model counts and durations of
+inference requests only (not of probes or scrapes), REST and gRPC together; see
+:mod:`getit_ml.serving.metrics` for the names and labels. It is answered only when the app is
+given metrics (:class:`~getit_ml.serving.server.V2Server` does, unless ``ServerOptions.metrics``
+is off).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter
 from typing import Any, Final
 
 import orjson
 
 from getit_ml import __version__
+from getit_ml.serving.metrics import CANCELLED, CONTENT_TYPE, InferenceMetrics, model_labels
 from getit_ml.serving.protocol import (
     BINARY_HEADER,
     DEFAULT_MAX_BODY_BYTES,
@@ -41,7 +52,7 @@ from getit_ml.serving.protocol import (
     encode_rest,
     error_body,
 )
-from getit_ml.serving.repository import ModelRepository
+from getit_ml.serving.repository import ModelRepository, ServedModel
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +65,16 @@ SERVER_NAME: Final = "getit-ml"
 _JSON: Final = (b"content-type", b"application/json")
 _LIVE: Final = orjson.dumps({"live": True})
 _READY: Final = orjson.dumps({"ready": True})
+_METRICS_TYPE: Final = (b"content-type", CONTENT_TYPE.encode())
 
 
 class V2App:
-    """ASGI callable serving ``repository`` over the v2 REST protocol."""
+    """ASGI callable serving ``repository`` over the v2 REST protocol.
+
+    ``metrics``: where inference requests are counted and timed (and what ``GET /metrics``
+    exposes); ``None``, the default, counts nothing and answers 404 there. The owner passes them
+    so that one registry covers its REST app and its gRPC service.
+    """
 
     def __init__(
         self,
@@ -65,11 +82,14 @@ class V2App:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         server_name: str = SERVER_NAME,
+        metrics: InferenceMetrics | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive (got {max_body_bytes})")
         self.repository = repository
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+        self._observe = None if metrics is None else metrics.rest.observe
         extensions = ["binary_tensor_data"]
         if repository.enable_load_unload:
             extensions.append("model_repository")
@@ -86,6 +106,9 @@ class V2App:
 
     # ------------------------------------------------------------------------------- plumbing
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/metrics" and self.metrics is not None:
+            await self._scrape(scope, self.metrics, send)
+            return
         try:
             status, body, extra = await self._route(scope, receive)
         except ProtocolError as error:
@@ -96,6 +119,17 @@ class V2App:
             body = error_body(f"internal server error ({type(error).__name__})")
             extra = []
         headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _scrape(self, scope: Scope, metrics: InferenceMetrics, send: Send) -> None:
+        """``GET /metrics``: the text exposition, outside ``_route`` so it is never counted."""
+        if scope["method"] == "GET":
+            status, body, content_type = 200, metrics.exposition(), _METRICS_TYPE
+        else:
+            status, content_type = 405, _JSON
+            body = error_body(f"method {scope['method']} is not allowed here (use GET)")
+        headers = [content_type, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -166,15 +200,41 @@ class V2App:
             return 200, orjson.dumps({"name": name, "ready": True}), []
         if tail == ["infer"]:
             _allow(method, "POST")
+            return await self._infer(name, version, scope, receive)
+        raise ProtocolError(404, f"no such endpoint: {scope['path']}")
+
+    async def _infer(
+        self, name: str, version: str | None, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """One inference request, counted and timed when the app has metrics: the status is the
+        one ``_http`` will answer (a :class:`ProtocolError`'s, 500 for any other exception)."""
+        start = perf_counter()
+        model: ServedModel | None = None
+        status = 500
+        try:
             model = self.repository.ready_model(name, version)
             body = await self._read_body(scope, receive)
             request = decode_rest(body, _header(scope, BINARY_HEADER.encode()))
             response = await model.infer(request)
             payload, json_length = encode_rest(response, request.outputs, request.binary_outputs)
+            status = 200
             if json_length is None:
                 return 200, payload, []
             return 200, payload, [(BINARY_HEADER.encode(), str(json_length).encode())]
-        raise ProtocolError(404, f"no such endpoint: {scope['path']}")
+        except ProtocolError as error:
+            status = error.status
+            raise
+        except asyncio.CancelledError:
+            status = CANCELLED
+            raise
+        finally:
+            observe = self._observe
+            if observe is not None:
+                if model is not None:
+                    labels = model.name, model.version
+                else:
+                    labels = model_labels(self.repository, name, version)
+                observe(*labels, status, perf_counter() - start)
 
     async def _repository_route(
         self, method: str, tail: list[str], scope: Scope, receive: Receive

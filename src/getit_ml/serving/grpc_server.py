@@ -5,12 +5,18 @@ clients speak to it unchanged); the servicer is ours so that a request goes thro
 checks as on REST (:mod:`getit_ml.serving.protocol`) and errors map to the matching status codes:
 400 ``INVALID_ARGUMENT``, 403 ``PERMISSION_DENIED``, 404 ``NOT_FOUND``, 413 ``RESOURCE_EXHAUSTED``
 (gRPC itself also refuses a message above the size limit), 503 ``UNAVAILABLE``, 500 ``INTERNAL``.
+
+``ModelInfer`` is counted and timed in the server's
+:class:`~getit_ml.serving.metrics.InferenceMetrics` (``protocol="grpc"``) under the HTTP status
+above, not the gRPC code, so one alert expression covers REST and gRPC.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from time import perf_counter
 from typing import Any, Final
 
 import grpc  # type: ignore[import-untyped]
@@ -21,6 +27,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from getit_ml import __version__
 from getit_ml.serving.app import SERVER_NAME
+from getit_ml.serving.metrics import CANCELLED, InferenceMetrics, model_labels
 from getit_ml.serving.protocol import (
     FLOAT_TYPES,
     INT_RANGES,
@@ -41,7 +48,7 @@ from getit_ml.serving.protocol import (
     element_count,
     utf8_text,
 )
-from getit_ml.serving.repository import ModelRepository
+from getit_ml.serving.repository import ModelRepository, ServedModel
 
 logger = logging.getLogger(__name__)
 
@@ -224,10 +231,14 @@ async def _abort(context: Any, error: ProtocolError) -> None:
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
-    """``inference.GRPCInferenceService`` over a :class:`ModelRepository`."""
+    """``inference.GRPCInferenceService`` over a :class:`ModelRepository`; ``metrics`` (the
+    server's, shared with its REST app) count and time ``ModelInfer``, ``None`` nothing."""
 
-    def __init__(self, repository: ModelRepository) -> None:
+    def __init__(
+        self, repository: ModelRepository, metrics: InferenceMetrics | None = None
+    ) -> None:
         self.repository = repository
+        self._observe = None if metrics is None else metrics.grpc.observe
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
@@ -265,17 +276,36 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         )
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
+        start = perf_counter()
+        model: ServedModel | None = None
+        status = 500
         try:
             model = self.repository.ready_model(request.model_name, request.model_version or None)
             response = await model.infer(decode_grpc(request))
-            return encode_grpc(response)
+            reply = encode_grpc(response)
+            status = 200
+            return reply
         except ProtocolError as error:
+            status = error.status
             await _abort(context, error)
+        except asyncio.CancelledError:  # the client cancelled or its deadline passed
+            status = CANCELLED
+            raise
         except Exception as error:
             logger.exception("unhandled error in ModelInfer")
             await context.abort(
                 grpc.StatusCode.INTERNAL, f"internal server error ({type(error).__name__})"
             )
+        finally:
+            observe = self._observe
+            if observe is not None:
+                if model is not None:
+                    labels = model.name, model.version
+                else:
+                    labels = model_labels(
+                        self.repository, request.model_name, request.model_version or None
+                    )
+                observe(*labels, status, perf_counter() - start)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         try:
@@ -293,11 +323,16 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
 
 def grpc_server(
-    repository: ModelRepository, port: int, *, max_message_bytes: int, host: str = "0.0.0.0"
+    repository: ModelRepository,
+    port: int,
+    *,
+    max_message_bytes: int,
+    host: str = "0.0.0.0",
+    metrics: InferenceMetrics | None = None,
 ) -> Any:
     """An unstarted ``grpc.aio`` server for ``repository`` on ``host:port`` (``0.0.0.0`` means
     every address, IPv6 included, as KServe binds ``[::]``; port ``0``: any free port, read
-    ``server.getit_port``)."""
+    ``server.getit_port``), counting ``ModelInfer`` in ``metrics`` when given."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -305,7 +340,7 @@ def grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(V2Servicer(repository), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(V2Servicer(repository, metrics), server)
     address = "[::]" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
     server.getit_port = server.add_insecure_port(f"{address}:{port}")
     return server

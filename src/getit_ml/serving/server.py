@@ -5,6 +5,10 @@ connections, lets in-flight REST requests and gRPC calls finish (up to ``grace_p
 returns. In a process of its own (:func:`run_forever`) SIGTERM and SIGINT ask it to stop — the
 Kubernetes pod lifecycle. :class:`ServerThread` runs one in a background thread (tests, the
 benchmark and the demo), always stopped by its context manager.
+
+Each :class:`V2Server` has its own :class:`~getit_ml.serving.metrics.InferenceMetrics` (its own
+Prometheus registry), shared by its REST app (which exposes it at ``GET /metrics``) and its gRPC
+service, so several servers in one process (tests, the demo) never count into each other.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import uvicorn
 
 from getit_ml.serving.app import V2App
+from getit_ml.serving.metrics import InferenceMetrics
 from getit_ml.serving.protocol import DEFAULT_MAX_BODY_BYTES
 from getit_ml.serving.repository import ModelRepository
 
@@ -40,6 +45,8 @@ class ServerOptions:
     grace_period_s: int = 30
     timeout_keep_alive_s: int = 65
     access_log: bool = False
+    #: Per-model inference metrics at ``GET /metrics``; off: nothing counted, 404 there.
+    metrics: bool = True
 
 
 class _Uvicorn(uvicorn.Server):
@@ -70,7 +77,8 @@ class V2Server:
     def __init__(self, repository: ModelRepository, options: ServerOptions = ServerOptions()):
         self.repository = repository
         self.options = options
-        self.app = V2App(repository, max_body_bytes=options.max_body_bytes)
+        self.metrics = InferenceMetrics() if options.metrics else None
+        self.app = V2App(repository, max_body_bytes=options.max_body_bytes, metrics=self.metrics)
         self.http_port: int | None = None
         self.grpc_port: int | None = None
         self.started = threading.Event()
@@ -103,6 +111,7 @@ class V2Server:
                 options.grpc_port,
                 max_message_bytes=options.max_body_bytes,
                 host=options.host,
+                metrics=self.metrics,
             )
             self.grpc_port = int(grpc_server.getit_port)
             if self.grpc_port == 0:
