@@ -14,10 +14,10 @@ from kfp.dsl import Artifact
 
 from getit_ml.data.generator import MarketplaceConfig, generate
 from getit_ml.data.snapshot import snapshot_id
+from getit_ml.families import get_family
 from getit_ml.features.engineering import build_offline_features
 from getit_ml.features.store import StoreLayout, apply_definitions, open_store
 from getit_ml.settings import load_settings
-from getit_ml.training.steps import build_training_set_step, evaluate_step, train_step
 
 #: About 20,000 payments with 150 frauds: every time-split part holds a few dozen.
 TRAINING_MARKET = MarketplaceConfig(customers=60_000, days=90, seed=11)
@@ -44,12 +44,16 @@ def training_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
     build_offline_features(market, StoreLayout(root / "store").offline_dir)
     apply_definitions(open_store(settings, root / "store"), settings.feature_repo)
     snapshot = snapshot_id(market)
-    build_training_set_step(settings, market, root / "store", root / "training_set",
-                            snapshot_id=snapshot)  # fmt: skip
-    train_step(root / "training_set", root / "model", params=FAST_PARAMS)
-    evaluate_step(root / "training_set", root / "model", root / "evaluation")
-    return TrainingRun(market, snapshot, root / "store", root / "training_set", root / "model",
-                       root / "evaluation")  # fmt: skip
+    trainer = get_family("fraud").trainer
+    trainer.build_training_set(
+        settings, market, root / "store", root / "training_set", fractions=None,
+        snapshot_id=snapshot,
+    )  # fmt: skip
+    trainer.train(root / "training_set", root / "model", params=FAST_PARAMS, seed=0)
+    trainer.evaluate(root / "training_set", root / "model", root / "evaluation", {})
+    return TrainingRun(
+        market, snapshot, root / "store", root / "training_set", root / "model", root / "evaluation"
+    )
 
 
 def run_locally(
@@ -60,7 +64,10 @@ def run_locally(
 ) -> Path:
     """Run ``component`` as a kfp.local task of a one-step pipeline whose artefact inputs are
     ``dsl.importer``s of existing folders (a local task alone cannot take an artefact input).
-    Returns the task's output folder (its outputs are sub-folders named after them)."""
+    Returns the task's output folder (its outputs are sub-folders named after them). A
+    component that takes a family runs the fraud family's steps unless told otherwise."""
+    if "family" in (component.component_spec.inputs or {}):
+        arguments.setdefault("family", "fraud")
 
     @dsl.pipeline(name="component-test")
     def one_step():  # type: ignore[no-untyped-def]  # kfp reads the annotation: none here

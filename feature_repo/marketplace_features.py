@@ -138,6 +138,13 @@ checkout_request = RequestSource(
     schema=feast_fields(context.CHECKOUT_REQUEST_FIELDS),
 )
 
+# What a service asking about a customer (not a checkout) knows: the moment it asks. The churn
+# model's training rows carry it too (the snapshot's time), so the calendar is computed alike.
+scoring_request = RequestSource(
+    name="scoring_request",
+    schema=feast_fields({"request_ts_us": "int64"}),
+)
+
 # ----------------------------------------------------------------------- on-demand features
 # Computed at request time from the request and other views. The bodies live in
 # getit_ml.features.context so that the KServe transformer runs the very same code; python mode
@@ -168,6 +175,16 @@ transaction_context = on_demand_feature_view(
     description="Amount against the customer's history, new device, wallet change, rail.",
 )(udf_copy(context.transaction_context_view))
 
+# The same calendar body, fed by the scoring request instead of a checkout: festival proximity
+# for models that score customers. The transformer finds the body by its function's name.
+scoring_calendar = on_demand_feature_view(
+    name="scoring_calendar",
+    sources=[scoring_request],
+    schema=feast_fields(context.CALENDAR_CONTEXT_FEATURES),
+    mode="python",
+    description="Days to Eid / Pohela Boishakh / Puja and payday at the moment of scoring.",
+)(udf_copy(context.calendar_context_view))
+
 # ------------------------------------------------------------------------- feature services
 # A feature service is a model's contract with the store: the fraud model asks for exactly this
 # list, in training (get_historical_features) and in serving (get_online_features).
@@ -183,4 +200,13 @@ fraud_scoring_v1 = FeatureService(
     ],
     description="Real-time payment fraud scoring for bKash, Nagad, Rocket, card and COD.",
     tags={"model": "fraud", "version": "1"},
+)
+
+# The churn model: who the customer is and how they have behaved (RFM, sessions, payment mix,
+# refusals and returns, category affinities), and how far the next festival is.
+churn_prediction_v1 = FeatureService(
+    name="churn_prediction_v1",
+    features=[customer_features, scoring_calendar],
+    description="Will an active customer place no order in the next 60 days?",
+    tags={"model": "churn", "version": "1"},
 )

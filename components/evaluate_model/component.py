@@ -1,4 +1,4 @@
-"""evaluate_model: held-out figures, a cost-optimal threshold, curves for the Kubeflow UI."""
+"""evaluate_model: the family's held-out figures with their directions, plots for the UI."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -8,47 +8,50 @@ from components import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def evaluate_model(
+    family: str,
     training_set: Input[Dataset],
     model: Input[Model],
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
-    pr_curve: Output[HTML],
-    roc_curve: Output[HTML],
-    calibration_curve: Output[HTML],
-    review_rate: float = 0.01,
-    false_alarm_cost_bdt: float = 100.0,
+    plots: Output[HTML],
+    options: dict = {},  # noqa: B006 - KFP reads the default from the signature
 ) -> float:
-    """Score the validation and test parts with the saved model.
+    """Score the validation and test parts with the saved model, as the family evaluates.
 
-    The threshold that minimises the expected cost in taka (missed fraud amounts plus
-    ``false_alarm_cost_bdt`` per false alarm) is chosen on validation; the test part is reported
-    at it: ROC-AUC, AUPRC, recall at ``review_rate``, expected cost, Brier score and calibration
-    error, per fraud pattern too. Returns the test AUPRC.
+    A binary family (fraud, churn) chooses the threshold that minimises the expected cost in
+    taka on validation (``options``: ``review_rate``, ``false_alarm_cost_bdt``) and reports the
+    test part at it: ROC-AUC, AUPRC, recall at the review rate, expected cost, Brier score and
+    calibration error (per fraud pattern too), with the ROC curve and the confusion matrix.
+    ``evaluation`` holds ``evaluation.json`` (every figure with its direction and the promotion
+    metric) and the plots; ``plots`` is one page with all of them. Returns the promotion
+    metric's value.
     """
-    import shutil
+    import html
     from pathlib import Path
 
-    from getit_ml.training.evaluation import confusion_matrix_data, roc_points
-    from getit_ml.training.steps import evaluate_step
+    from getit_ml.families import get_family
 
     folder = Path(evaluation.path)
-    report = evaluate_step(
-        Path(training_set.path),
-        Path(model.path),
-        folder,
-        review_rate=review_rate,
-        cost_fp_bdt=false_alarm_cost_bdt,
+    report = get_family(family).trainer.evaluate(
+        Path(training_set.path), Path(model.path), folder, {k: float(v) for k, v in options.items()}
     )
-    for key, value in report.metrics().items():
+    for key, value in report.metrics.items():
         metrics.log_metric(key, value)
-    fpr, tpr, thresholds = roc_points(report.test)
-    classification_metrics.log_roc_curve(fpr, tpr, thresholds)
-    categories, matrix = confusion_matrix_data(report.test)
-    classification_metrics.log_confusion_matrix(categories, matrix)
-    for name, page in (("pr", pr_curve), ("roc", roc_curve), ("calibration", calibration_curve)):
-        shutil.copyfile(folder / f"{name}.html", page.path)
-    evaluation.metadata.update(
-        {"test_auprc": report.test.auprc, "threshold": report.test.threshold}
+    if report.roc is not None:
+        classification_metrics.log_roc_curve(*report.roc)
+    if report.confusion is not None:
+        classification_metrics.log_confusion_matrix(*report.confusion)
+    pages = [page.read_text(encoding="utf-8") for page in report.plots.values()]
+    bodies = [p[p.find("<body>") + 6 : p.rfind("</body>")] if "<body>" in p else p for p in pages]
+    title = html.escape(f"{family}: {report.headline}")
+    Path(plots.path).write_text(
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"</head><body><h1>{title}</h1>{''.join(bodies)}</body></html>\n",
+        encoding="utf-8",
     )
-    return report.test.auprc
+    value = report.metrics[report.promotion_metric]
+    evaluation.metadata.update(
+        {"family": family, "promotion_metric": report.promotion_metric, "value": value}
+    )
+    return value

@@ -1,8 +1,9 @@
 """Start the explainer: ``python -m inference_services.explainer --model_name fraud
 --reference_dir DIR --predictor_url http://fraud-predictor``.
 
-kserve 0.12.1's ``kserve.model_server.parser`` gives the standard flags (``--http_port``,
-``--model_name``, ...); the explainer adds its own. Configuration is flags only.
+kserve 0.12.1's parser gives the standard flags (``--http_port``, ``--model_name``, ...); the
+predictor flags are the ones the drift detector shares (:mod:`getit_ml.monitoring.sidecars`).
+Class names and reason phrases come from the reference's feature schema. Flags only.
 """
 
 from __future__ import annotations
@@ -11,71 +12,20 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from getit_ml.errors import UserError
 from getit_ml.log import LOG_FORMAT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kserve.model_server import parser as kserve_parser
+    from getit_ml.monitoring.sidecars import add_predictor_flags, add_reference_flags, kserve_parser
 
-    parser = argparse.ArgumentParser(
-        parents=[kserve_parser],
-        description="KServe explainer for the fraud model: AnchorTabular rules and Kernel SHAP "
-        "attributions with reason codes, over a v2 HTTP predictor.",
+    parser = kserve_parser(
+        "KServe explainer for a served model: AnchorTabular rules and Kernel SHAP attributions "
+        "with reason codes, over a v2 HTTP predictor."
     )
-    parser.add_argument(
-        "--reference_dir",
-        type=Path,
-        required=True,
-        help="Folder with reference.parquet and feature_schema.json (from the "
-        "training pipeline's export_reference).",
-    )
-    parser.add_argument(
-        "--schema", type=Path, default=None, help="feature_schema.json, if not in --reference_dir."
-    )
-    parser.add_argument(
-        "--predictor_url",
-        required=True,
-        help="Base URL of the v2 predictor, e.g. http://fraud-predictor.default "
-        "(or its full .../infer URL).",
-    )
-    parser.add_argument(
-        "--predictor_model",
-        default=None,
-        help="Model name at the predictor (default: --model_name).",
-    )
-    parser.add_argument(
-        "--input_name",
-        default="features",
-        help="Name of the v2 input tensor the predictor expects (the fraud scorer's: features).",
-    )
-    parser.add_argument(
-        "--missing",
-        choices=["mask", "null"],
-        default="mask",
-        help="How missing values reach the predictor: a BOOL `missing` input (the fraud "
-        "scorer's convention) or JSON null.",
-    )
-    parser.add_argument(
-        "--output_name",
-        default=None,
-        help="Output tensor holding the fraud probability (default: found by "
-        "name, else the first output).",
-    )
-    parser.add_argument(
-        "--predictor_timeout",
-        type=float,
-        default=10.0,
-        help="Seconds to wait for one predictor call.",
-    )
-    parser.add_argument(
-        "--predictor_wait",
-        type=float,
-        default=120.0,
-        help="Seconds to wait at start-up for the predictor to be ready.",
-    )
+    add_reference_flags(parser)
+    add_predictor_flags(parser, required=True)
     parser.add_argument(
         "--methods", default="anchor,kernel_shap", help="Comma-separated: anchor, kernel_shap."
     )
@@ -83,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=0.5,
-        help="Scores at or above this are fraud (the anchor's class).",
+        help="Scores at or above this are the positive class (the anchor's class).",
     )
     parser.add_argument("--top_k", type=int, default=3, help="Reason codes per explanation.")
     parser.add_argument("--anchor_precision", type=float, default=0.95)
@@ -103,9 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=16,
         help="Most instances one explain request may carry.",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--host", default="0.0.0.0", help="Address to listen on.")
-    parser.add_argument("--log_level", default="INFO")
     return parser
 
 
@@ -117,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from getit_ml.monitoring.explainer import ExplainerConfig
         from getit_ml.monitoring.predictor import V2Predictor
-        from inference_services.explainer.model import FraudExplainer, create_application
+        from getit_ml.monitoring.schema import SCHEMA_FILE, FeatureSchema
+        from inference_services.explainer.model import TabularExplainerModel, create_application
 
+        schema = FeatureSchema.read(args.schema or args.reference_dir / SCHEMA_FILE)
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         config = ExplainerConfig(
             methods=methods,
@@ -135,12 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = V2Predictor(
             args.predictor_url,
             args.predictor_model or args.model_name,
-            input_name=args.input_name,
+            input_name=args.predictor_input_name,
             missing=args.missing,
-            output_name=args.output_name,
+            output_name=args.output_name or schema.monitoring.output,
             timeout_s=args.predictor_timeout,
         )
-        model = FraudExplainer(
+        model = TabularExplainerModel(
             args.model_name,
             args.reference_dir,
             predictor,

@@ -31,7 +31,7 @@ from getit_ml.monitoring.schema import load_reference
 logger = logging.getLogger(__name__)
 
 
-class FraudExplainer(kserve.Model):
+class TabularExplainerModel(kserve.Model):
     """Explains the predictor's decisions; the predictor is called over v2 HTTP."""
 
     def __init__(
@@ -89,7 +89,7 @@ class FraudExplainer(kserve.Model):
         return {"model_name": self.name, "id": request_id, "explanations": explanations}
 
 
-def create_application(model: FraudExplainer) -> FastAPI:
+def create_application(model: TabularExplainerModel) -> FastAPI:
     """kserve's REST application for ``model`` plus the v2-style explain route."""
     repository = ModelRepository()
     repository.update(model)

@@ -1,18 +1,20 @@
-"""``python -m inference_services.feature_transformer``: KServe's flags plus ours (--help)."""
+"""``python -m inference_services.feature_transformer``: the one entry point of the Feast
+feature transformer, in its container and on one machine (KServe's flags plus ours: --help).
+The family (``--family``, default ``--model_name``) gives the request and the feature service."""
 
 from __future__ import annotations
 
 import sys
 
 from getit_ml.errors import UserError
+from getit_ml.families import get_family
 from getit_ml.serving.entrypoints import (
+    build_transformer,
     configure,
-    open_feature_store,
-    serve_kserve,
-    serve_models,
+    family_name,
+    serve,
     transformer_parser,
 )
-from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
 from inference_services.feature_transformer.model import FeatureTransformerModel
 
 
@@ -20,19 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     args = transformer_parser().parse_args(argv)
     configure(args)
     try:
-        if not args.predictor_host:
-            raise UserError("give the scorer: --predictor_host HOST:PORT")
-        transformer = FeatureTransformer(
-            FeastLookup(open_feature_store(args), args.feature_service),
-            predictor_client(args.predictor_host, args.predictor_protocol),
-            name=args.model_name,
+        family = get_family(family_name(args))
+        transformer = build_transformer(args, family.serving)
+        model = FeatureTransformerModel(
+            transformer.name, transformer, connect_timeout_s=args.predictor_timeout
         )
-        model = FeatureTransformerModel(args.model_name, transformer)
         model.load()
-        if args.server == "kserve":
-            serve_kserve([model], args)
-        else:
-            serve_models([model], args)
+        serve([model], args)
     except UserError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

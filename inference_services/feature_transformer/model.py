@@ -14,12 +14,17 @@ from getit_ml.serving.transformer import FeatureTransformer
 
 
 class FeatureTransformerModel(kserve.Model):  # type: ignore[misc]
-    def __init__(self, name: str, transformer: FeatureTransformer) -> None:
+    def __init__(
+        self, name: str, transformer: FeatureTransformer, *, connect_timeout_s: float = 60.0
+    ) -> None:
         super().__init__(name)
         self.transformer = transformer
+        self.connect_timeout_s = connect_timeout_s
 
     def load(self) -> bool:
-        self.transformer.connect()
+        """Wait (at most ``connect_timeout_s``: the chart's ``--predictor_timeout``) for the
+        scorer and learn its inputs."""
+        self.transformer.connect(self.connect_timeout_s)
         self.ready = self.transformer.ready
         return self.ready
 

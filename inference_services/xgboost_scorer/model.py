@@ -1,4 +1,5 @@
-"""``FraudScorerModel``: the fraud scorer as a ``kserve.Model`` (all logic in getit_ml.serving)."""
+"""``XGBoostScorerModel``: the binary tabular scorer as a ``kserve.Model`` (all logic in
+getit_ml.serving)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from getit_ml.serving.kserve_adapter import from_kserve, kserve_error, to_kserve
 from getit_ml.serving.protocol import InferenceRequest, InferenceResponse, ProtocolError
-from getit_ml.serving.scorer import FraudScorer
+from getit_ml.serving.scorer import BinaryTabularScorer
 
 
-class FraudScorerModel(kserve.Model):  # type: ignore[misc]
+class XGBoostScorerModel(kserve.Model):  # type: ignore[misc]
     """Loads with ``load()`` (registry reference or folder, sha256 checked by the loader) and
     answers v2 requests: ``predict`` on a stock ``kserve.ModelServer``, ``infer`` on ours."""
 
-    def __init__(self, name: str, loader: Callable[[], FraudScorer]) -> None:
+    def __init__(self, name: str, loader: Callable[[], BinaryTabularScorer]) -> None:
         super().__init__(name)
         self._loader = loader
-        self.scorer: FraudScorer | None = None
+        self.scorer: BinaryTabularScorer | None = None
 
     def load(self) -> bool:
         self.scorer = self._loader()
         self.ready = True
         return self.ready
 
-    def _loaded(self) -> FraudScorer:
+    def _loaded(self) -> BinaryTabularScorer:
         if self.scorer is None:
             raise ProtocolError(503, f"model {self.name!r} is not loaded")
         return self.scorer

@@ -29,9 +29,14 @@ from getit_ml.settings import PlatformSettings, child_environment
 logger = logging.getLogger(__name__)
 
 
+#: The pipeline template every family's training pipeline is made from.
+TEMPLATE_MODULE: Final = "pipelines/training/pipeline.py"
+TEMPLATE_FUNCTION: Final = "training_pipeline"
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
-    """Where a pipeline is defined and where its compiled IR YAML is kept."""
+    """Where a family's pipeline is defined and where its compiled IR YAML is kept."""
 
     name: str
     module: str
@@ -39,22 +44,23 @@ class PipelineSpec:
     compiled: str
 
 
-PIPELINES: Final[dict[str, PipelineSpec]] = {
-    "fraud": PipelineSpec(
-        name="fraud",
-        module="pipelines/fraud_training/pipeline.py",
-        function="fraud_training",
-        compiled="pipelines/compiled/fraud_training.yaml",
-    ),
-}
+def pipeline_names() -> tuple[str, ...]:
+    """One training pipeline per model family."""
+    from getit_ml.families import family_names
+
+    return family_names()
 
 
 def spec(name: str) -> PipelineSpec:
-    """The pipeline called ``name``, or a :class:`UserError` listing the known ones."""
-    try:
-        return PIPELINES[name]
-    except KeyError:
-        raise UserError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}") from None
+    """The pipeline of family ``name``, or a :class:`UserError` listing the known ones."""
+    if name not in pipeline_names():
+        raise UserError(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}")
+    return PipelineSpec(
+        name=name,
+        module=TEMPLATE_MODULE,
+        function=TEMPLATE_FUNCTION,
+        compiled=f"pipelines/compiled/{name}_training.yaml",
+    )
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -68,23 +74,27 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def load_pipeline(name: str, root: Path) -> Any:
-    """The ``@dsl.pipeline`` function of pipeline ``name`` under ``root``."""
+    """The ``@dsl.pipeline`` function of family ``name``'s pipeline, made from the template
+    under ``root``."""
+    from getit_ml.families import get_family
+
     pipeline = spec(name)
     path = root / pipeline.module
     if not path.is_file():
         raise UserError(f"pipeline {name}: {path} does not exist")
-    # The pipeline imports ``components.<name>.component``: the project root must be importable.
+    # The template imports ``components.<name>.component``: the project root must be importable.
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    module_spec = importlib.util.spec_from_file_location(f"getit_pipeline_{name}", path)
+    module_spec = importlib.util.spec_from_file_location("getit_training_pipeline", path)
     if module_spec is None or module_spec.loader is None:
         raise UserError(f"cannot import {path}")
     module: ModuleType = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     try:
-        return getattr(module, pipeline.function)
+        factory = getattr(module, pipeline.function)
     except AttributeError:
         raise UserError(f"{path} defines no {pipeline.function}()") from None
+    return factory(get_family(name))
 
 
 def compile_pipeline(name: str, root: Path, out: Path | None = None) -> Path:
@@ -122,7 +132,8 @@ def pipeline_arguments(
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's arguments: the data folder, its snapshot id (the cache key), the code version
-    and the settings' promotion rule; ``overrides`` last."""
+    and the settings' promotion rule when they set one (else the family's); ``overrides``
+    last."""
     from getit_ml.data.snapshot import snapshot_id
 
     folder = data_dir.resolve()
@@ -130,10 +141,20 @@ def pipeline_arguments(
         "data_dir": str(folder),
         "snapshot_id": snapshot_id(folder),
         "code_version": code_version(root),
-        "promotion_metric": settings.promotion_metric,
-        "promotion_margin": settings.promotion_margin,
     }
+    arguments.update(promotion_arguments(settings))
     arguments.update(overrides or {})
+    return arguments
+
+
+def promotion_arguments(settings: PlatformSettings) -> dict[str, Any]:
+    """The promotion rule the settings set (``GETIT_ML_PROMOTION_METRIC``/``_MARGIN``), as
+    pipeline arguments; what they leave unset stays the family's."""
+    arguments: dict[str, Any] = {}
+    if settings.promotion_metric:
+        arguments["promotion_metric"] = settings.promotion_metric
+    if settings.promotion_margin is not None:
+        arguments["promotion_margin"] = settings.promotion_margin
     return arguments
 
 

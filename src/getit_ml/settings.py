@@ -69,11 +69,14 @@ class PlatformSettings(BaseSettings):
     ``AWS_*`` itself). Unset: ``home/mlflow/artifacts`` for the embedded registry, the server's
     default for a tracking server."""
 
-    promotion_metric: str = "test_auprc"
-    """Held-out metric that decides whether a newly registered version becomes ``champion``."""
+    promotion_metric: str | None = None
+    """Held-out metric that decides whether a newly registered version becomes ``champion``
+    (for every family). Unset: each family's own (fraud ``test_auprc``, churn
+    ``test_roc_auc``); its direction is always the family's evaluation's."""
 
-    promotion_margin: float = Field(default=0.005, ge=0, le=1)
-    """How much a challenger must beat the champion on ``promotion_metric`` to replace it."""
+    promotion_margin: float | None = Field(default=None, ge=0, le=1)
+    """How much a challenger must beat the champion on the promotion metric to replace it.
+    Unset: the family's pipeline default (0.005)."""
 
     monitoring_python: Path = Path(".venv-monitoring/bin/python")
     """Interpreter of the monitoring environment (alibi 0.9.4, alibi-detect 0.11.4, numpy 1.24),

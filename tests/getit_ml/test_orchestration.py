@@ -32,8 +32,9 @@ def test_project_root_is_found_from_below_and_refused_elsewhere(tmp_path: Path) 
 
 
 def test_unknown_pipeline_names_the_known_ones() -> None:
-    with pytest.raises(UserError, match="known: fraud"):
-        spec("churn")
+    with pytest.raises(UserError, match="known: churn, fraud"):
+        spec("recommendations")
+    assert spec("churn").compiled == "pipelines/compiled/churn_training.yaml"
 
 
 def test_pipeline_is_loaded_by_path() -> None:
@@ -104,9 +105,9 @@ def test_cli_refuses_a_run_without_local_and_a_missing_data_folder(tmp_path: Pat
                                  str(tmp_path / "nowhere")])  # fmt: skip
     assert result.exit_code == 2
     assert "does not exist" in result.output
-    result = runner.invoke(app, ["pipeline", "run", "churn", "--local"])
+    result = runner.invoke(app, ["pipeline", "run", "nope", "--local"])
     assert result.exit_code == 2
-    assert "unknown pipeline" in result.output
+    assert "unknown pipeline 'nope'; known: churn, fraud" in result.output
 
 
 def test_cli_submit_reports_an_unreachable_host(tmp_path: Path) -> None:

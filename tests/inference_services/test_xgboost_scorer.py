@@ -1,14 +1,10 @@
-"""``inference_services/fraud_scorer``: the kserve.Model adapter and its ``__main__``, on our
-servers and on a stock ``kserve.ModelServer``, started and stopped as real processes."""
+"""``inference_services/xgboost_scorer`` (the xgboost-binary runtime): the kserve.Model adapter
+and its ``__main__``, on our servers and on a stock ``kserve.ModelServer``, started and stopped
+as real processes."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,13 +18,12 @@ from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from getit_ml.processes import ManagedProcess, module_command
 from getit_ml.services import free_port
-from getit_ml.serving.entrypoints import scorer_loader, scorer_parser
+from getit_ml.serving.entrypoints import model_name, scorer_loader, scorer_parser
 from getit_ml.training.xgb import load_model, predict_proba
-from inference_services.fraud_scorer.model import FraudScorerModel
+from inference_services.xgboost_scorer.model import XGBoostScorerModel
 from tests.getit_ml.serving.support import toy_frame
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _encoded(model_dir: Path, rows: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -37,9 +32,9 @@ def _encoded(model_dir: Path, rows: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return schema.encode(frame), predict_proba(booster, schema, frame)
 
 
-def _model(model_dir: Path) -> FraudScorerModel:
-    args = scorer_parser().parse_args(["--model_dir", str(model_dir)])
-    model = FraudScorerModel(args.model_name, scorer_loader(args))
+def _model(model_dir: Path) -> XGBoostScorerModel:
+    args = scorer_parser().parse_args(["--model_dir", str(model_dir), "--family", "fraud"])
+    model = XGBoostScorerModel(model_name(args), scorer_loader(args))
     assert model.load()
     return model
 
@@ -59,10 +54,14 @@ def test_the_parser_is_kserves_plus_ours(model_dir: Path) -> None:
             "1024",
             "--enable_repository_extension",
             "true",
+            "--family",
+            "churn",
         ]
     )
     assert (args.http_port, args.grpc_port, args.workers) == (9000, 9001, 1)
-    assert args.model_name == "fraud"
+    assert model_name(args) == "churn"  # KServe names the model; without it, the family does
+    named = scorer_parser().parse_args(["--model_dir", "a", "--model_name", "x", "--family", "y"])
+    assert model_name(named) == "x"
     assert args.max_body_bytes == 1024
     assert args.enable_repository_extension is True
     assert args.server == "fast"
@@ -86,32 +85,18 @@ def test_predict_with_kserve_types(model_dir: Path) -> None:
 
 
 @contextmanager
-def _process(args: list[str], http_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+def _process(args: list[str], http_port: int, tmp: Path) -> Iterator[ManagedProcess]:
+    process = ManagedProcess(
+        module_command(args[0], args[1:]),
+        name=args[0],
+        ready_url=f"http://127.0.0.1:{http_port}/v2/health/ready",
+        env={"OMP_NUM_THREADS": "1"},
+        log=tmp / "server.log",
+        in_repository=True,
+        start_timeout_s=60,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log.seek(0)
-                raise AssertionError(log.read().decode("utf-8", "replace")[-3000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not become ready")
+    with process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _infer_body(matrix: np.ndarray) -> dict[str, object]:
@@ -127,11 +112,11 @@ def _infer_body(matrix: np.ndarray) -> dict[str, object]:
     }
 
 
-def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path) -> None:
+def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path, tmp_path: Path) -> None:
     http_port, grpc_port = free_port(), free_port()
     matrix, expected = _encoded(model_dir)
     args = [
-        "inference_services.fraud_scorer",
+        "inference_services.xgboost_scorer",
         "--model_dir",
         str(model_dir),
         "--http_port",
@@ -140,8 +125,10 @@ def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path) -> Non
         str(grpc_port),
         "--host",
         "127.0.0.1",
+        "--family",
+        "fraud",
     ]
-    with _process(args, http_port) as process:
+    with _process(args, http_port, tmp_path) as process:
         response = httpx.post(
             f"http://127.0.0.1:{http_port}/v2/models/fraud/infer", json=_infer_body(matrix)
         )
@@ -166,15 +153,14 @@ def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path) -> Non
             assert reply.outputs[0].name == "fraud_probability"
             scores = np.frombuffer(reply.raw_output_contents[0], dtype="<f8")
             np.testing.assert_allclose(scores, expected, rtol=1e-6)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert process.stop(30, signal.SIGTERM) == 0
 
 
-def test_main_on_a_stock_kserve_model_server(model_dir: Path) -> None:
+def test_main_on_a_stock_kserve_model_server(model_dir: Path, tmp_path: Path) -> None:
     http_port, grpc_port = free_port(), free_port()
     matrix, expected = _encoded(model_dir)
     args = [
-        "inference_services.fraud_scorer",
+        "inference_services.xgboost_scorer",
         "--server",
         "kserve",
         "--model_dir",
@@ -183,8 +169,10 @@ def test_main_on_a_stock_kserve_model_server(model_dir: Path) -> None:
         str(http_port),
         "--grpc_port",
         str(grpc_port),
+        "--model_name",
+        "fraud",
     ]
-    with _process(args, http_port) as process:
+    with _process(args, http_port, tmp_path) as process:
         url = f"http://127.0.0.1:{http_port}/v2/models/fraud/infer"
         response = httpx.post(url, json=_infer_body(matrix))
         assert response.status_code == 200, response.text
@@ -193,12 +181,11 @@ def test_main_on_a_stock_kserve_model_server(model_dir: Path) -> None:
         nan = _infer_body(np.array([[0.0, 1.0, 1.0, 1.0]]))
         nan["inputs"][0]["data"][1] = "NaN"  # type: ignore[index]
         assert httpx.post(url, json=nan).status_code == 400
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=40)
+        process.stop(40, signal.SIGTERM)
 
 
 def test_main_without_a_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    from inference_services.fraud_scorer.__main__ import main
+    from inference_services.xgboost_scorer.__main__ import main
 
     assert main(["--http_port", "0"]) == 2
     err = capsys.readouterr().err

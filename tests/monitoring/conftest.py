@@ -6,14 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from getit_ml.families.fraud import TASK
 from getit_ml.monitoring.schema import Reference
 from getit_ml.monitoring.synthetic import FraudPopulation
 from tests.monitoring.support.servers import write_reference
 
+#: What training writes into a fraud model's feature schema: the sidecars read the family's
+#: reason phrases, class names and drift-ignored features from there, and nowhere else.
+FRAUD_HINTS = TASK.monitoring
+
 
 @pytest.fixture(scope="session")
 def population() -> FraudPopulation:
-    return FraudPopulation(seed=0)
+    return FraudPopulation(seed=0, hints=FRAUD_HINTS)
 
 
 @pytest.fixture(scope="session")

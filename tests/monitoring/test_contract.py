@@ -19,6 +19,7 @@ EXPORT = """
 import json, sys
 from pathlib import Path
 import numpy as np, pandas as pd
+from getit_ml.families import get_family
 from getit_ml.training.dataset import export_reference, fit_schema
 
 frame = pd.DataFrame({
@@ -30,7 +31,9 @@ frame = pd.DataFrame({
 })
 types = {"amount_bdt": "float64", "is_new_device": "bool", "payment_method": "string",
          "payments_10m": "int64"}
-schema = fit_schema(frame, types, metadata={"feature_service": "fraud_scoring_v1"})
+hints = get_family("fraud").trainer.task.monitoring
+schema = fit_schema(frame, types, label="is_fraud", monitoring=hints,
+                    metadata={"feature_service": "fraud_scoring_v1", "family": "fraud"})
 out = Path(sys.argv[1])
 files = export_reference(frame, schema, out, n=6)
 expected = schema.encode(frame)
@@ -54,6 +57,14 @@ def test_export_reference_from_the_platform_reads_here(tmp_path: Path) -> None:
     assert [f.kind for f in schema.features] == ["numeric", "bool", "categorical", "numeric"]
     assert schema.feature("payment_method").categories == ("bkash", "card", "cod", "nagad")
     assert schema.metadata["feature_service"] == "fraud_scoring_v1"
+    # What the sidecars need of the family came through the file, not through family code.
+    assert schema.monitoring.output == "fraud_probability"
+    assert (schema.monitoring.positive_class, schema.monitoring.negative_class) == (
+        "fraud",
+        "genuine",
+    )
+    assert "hour_local" in schema.monitoring.drift_ignored
+    assert ("is_new_device", "true") in schema.monitoring.reason_table()
     expected = np.array(json.loads((tmp_path / "expected.json").read_text()), dtype=float)
     np.testing.assert_array_equal(reference.features, expected)  # NaN where missing, both sides
     assert reference.labels is not None

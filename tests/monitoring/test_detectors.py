@@ -7,7 +7,6 @@ import pytest
 
 from getit_ml.errors import UserError
 from getit_ml.monitoring.detectors import (
-    CALENDAR_FEATURES,
     DetectorConfig,
     Detectors,
     corrected_rejections,
@@ -85,9 +84,11 @@ def test_shifted_scores_are_drift(detectors: Detectors, population: FraudPopulat
     assert result.drifted_features == ["<score>"]
 
 
-def test_calendar_features_are_left_out_by_default(detectors: Detectors) -> None:
-    assert not set(CALENDAR_FEATURES) & set(detectors.tested_names)
-    assert len(detectors.tested_names) == detectors.schema.width - len(CALENDAR_FEATURES)
+def test_the_features_the_schema_names_are_left_out(detectors: Detectors) -> None:
+    ignored = set(detectors.schema.monitoring.drift_ignored)
+    assert "hour_local" in ignored  # the fraud-shaped schema's calendar context
+    assert not ignored & set(detectors.tested_names)
+    assert len(detectors.tested_names) == detectors.schema.width - len(ignored)
 
 
 def test_extreme_instances_are_outliers(detectors: Detectors, population: FraudPopulation) -> None:

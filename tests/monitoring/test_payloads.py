@@ -10,13 +10,13 @@ import pytest
 
 from getit_ml.monitoring.payloads import PayloadError, request_matrix, response_scores
 from getit_ml.monitoring.predictor import encode_v2_request
-from getit_ml.monitoring.schema import Feature, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FeatureSpec
 
-SCHEMA = Schema(
+SCHEMA = FeatureSchema(
     (
-        Feature("amount_bdt", "numeric"),
-        Feature("is_new_device", "bool"),
-        Feature("payment_method", "categorical", "string", ("bkash", "card", "cod")),
+        FeatureSpec("amount_bdt", "numeric"),
+        FeatureSpec("is_new_device", "bool"),
+        FeatureSpec("payment_method", "categorical", "string", ("bkash", "card", "cod")),
     )
 )
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from getit_ml.monitoring.reasons import KNOWN_REASONS, ReasonCoder, humanize
-from getit_ml.monitoring.schema import Feature, Schema
+from getit_ml.features.feature_schema import MonitoringHints, ReasonPhrase
+from getit_ml.monitoring.reasons import ReasonCoder, humanize
+from getit_ml.monitoring.schema import FeatureSchema, FeatureSpec
 from getit_ml.monitoring.synthetic import fraud_feature_types
+from tests.monitoring.conftest import FRAUD_HINTS
 
-SCHEMA = Schema(
-    (
-        Feature("is_new_device", "bool"),
-        Feature("amount_vs_avg_30d", "numeric"),
-        Feature("failed_payments_7d", "numeric"),
-        Feature("payment_method", "categorical", "string", ("bkash", "card", "cod")),
-        Feature("spend_7d_bdt", "numeric"),
-        Feature("account_age_days", "numeric"),
-    )
+FEATURES = (
+    FeatureSpec("is_new_device", "bool"),
+    FeatureSpec("amount_vs_avg_30d", "numeric"),
+    FeatureSpec("failed_payments_7d", "numeric"),
+    FeatureSpec("payment_method", "categorical", "string", ("bkash", "card", "cod")),
+    FeatureSpec("spend_7d_bdt", "numeric"),
+    FeatureSpec("account_age_days", "numeric"),
 )
+#: The phrases come with the schema, as training writes them (the fraud family's here).
+SCHEMA = FeatureSchema(FEATURES, "is_fraud", {}, FRAUD_HINTS)
 REFERENCE = np.column_stack(
     [
         np.tile([0.0, 1.0], 50),
@@ -86,6 +88,24 @@ def test_anchor_features_give_reasons_without_attributions() -> None:
     ]
 
 
-def test_every_known_phrase_names_a_real_fraud_feature() -> None:
+def test_every_fraud_phrase_names_a_real_fraud_feature() -> None:
     names = set(fraud_feature_types())
-    assert {feature for feature, _ in KNOWN_REASONS} <= names
+    assert {phrase.feature for phrase in FRAUD_HINTS.reasons} <= names
+
+
+def test_without_phrases_in_the_schema_every_reason_is_built_from_the_name() -> None:
+    """The monitoring runtime holds no family's table: a schema without phrases gets generic
+    ones, and another family's phrases change the words."""
+    bare = ReasonCoder(FeatureSchema(FEATURES, "is_fraud"), REFERENCE)
+    reason = bare.reason(0, 1.0)
+    assert reason is not None
+    assert (reason.code, reason.text) == ("NEW_DEVICE", "new device")  # from the name
+    reason = bare.reason(1, 2.9)
+    assert reason is not None
+    assert reason.text == "high amount versus average in the last 30 days"
+    other = MonitoringHints(reasons=(ReasonPhrase("amount_vs_avg_30d", "high", "BIG_BASKET",
+                                                  "a much bigger basket than usual"),))  # fmt: skip
+    coder = ReasonCoder(FeatureSchema(FEATURES, "label", {}, other), REFERENCE)
+    reason = coder.reason(1, 2.9)
+    assert reason is not None
+    assert (reason.code, reason.text) == ("BIG_BASKET", "a much bigger basket than usual")

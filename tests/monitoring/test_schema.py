@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from getit_ml.errors import UserError
-from getit_ml.monitoring.schema import Feature, Reference, Schema, load_reference
+from getit_ml.monitoring.schema import FeatureSchema, FeatureSpec, Reference, load_reference
 
 SCHEMA = {
     "format": "getit-ml/feature-schema",
@@ -69,7 +69,9 @@ def test_the_real_reference_fixture_round_trips(reference: Reference, reference_
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": "something/else"}, "not a getit-ml/feature-schema v1"),
+        ({"format": "something/else"}, "not a getit-ml/feature-schema document of version 1 or 2"),
+        ({"version": 3}, "version=3"),
+        ({"monitoring": {"reasons": [{"feature": "a"}]}}, "malformed `monitoring`"),
         ({"features": []}, "no features"),
         ({"features": [{"name": "a", "kind": "text"}]}, "unknown kind"),
         ({"features": [{"name": "a", "kind": "categorical"}]}, "has no categories"),
@@ -78,7 +80,7 @@ def test_the_real_reference_fixture_round_trips(reference: Reference, reference_
 )
 def test_a_bad_schema_is_a_clear_error(change: dict[str, object], message: str) -> None:
     with pytest.raises(UserError, match=message):
-        Schema.from_dict({**SCHEMA, **change})
+        FeatureSchema.from_dict({**SCHEMA, **change})
 
 
 def test_missing_files_and_columns_are_clear_errors(tmp_path: Path) -> None:
@@ -94,7 +96,7 @@ def test_missing_files_and_columns_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_raw_values_encode_like_the_training_encoding() -> None:
-    schema = Schema.from_dict(SCHEMA)
+    schema = FeatureSchema.from_dict(SCHEMA)
     matrix = schema.encode_records(
         [
             {"amount_bdt": "1500", "is_new_device": True, "payment_method": "cod"},
@@ -112,12 +114,12 @@ def test_raw_values_encode_like_the_training_encoding() -> None:
 
 
 def test_values_are_described_in_words() -> None:
-    method = Feature("payment_method", "categorical", "string", ("bkash", "card"))
+    method = FeatureSpec("payment_method", "categorical", "string", ("bkash", "card"))
     assert method.describe(1.0) == "card"
-    assert Feature("is_new_device", "bool").describe(1.0) == "true"
-    assert Feature("amount_bdt", "numeric").describe(float("nan")) == "missing"
+    assert FeatureSpec("is_new_device", "bool").describe(1.0) == "true"
+    assert FeatureSpec("amount_bdt", "numeric").describe(float("nan")) == "missing"
 
 
 def test_a_reference_that_does_not_fit_the_schema_is_refused() -> None:
     with pytest.raises(UserError, match="does not match"):
-        Reference(Schema.from_dict(SCHEMA), np.zeros((5, 2)))
+        Reference(FeatureSchema.from_dict(SCHEMA), np.zeros((5, 2)))

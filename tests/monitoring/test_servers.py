@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from getit_ml.families.fraud import FESTIVAL_WEEK
 from getit_ml.monitoring.events import binary_headers
 from getit_ml.monitoring.synthetic import FESTIVAL_MIX, FraudPopulation, fraud_probability
-from getit_ml.monitoring.traffic import festival_week, replay
+from getit_ml.monitoring.traffic import replay, shifted_traffic
 from getit_ml.services import free_port
 from tests.monitoring.support.servers import Receiver, request, served
 
@@ -223,7 +224,9 @@ def test_walkthrough_normal_then_festival_traffic(
     drift_url = f"http://127.0.0.1:{port}"
     rng = np.random.default_rng(43)
     normal = population.sample(400, rng).features
-    festival = festival_week(population.schema, population.sample(400, rng).features, rng)
+    festival = shifted_traffic(
+        population.schema, population.sample(400, rng).features, rng, FESTIVAL_WEEK
+    )
     with Receiver() as receiver:
         arguments = [
             "-m",
@@ -236,7 +239,7 @@ def test_walkthrough_normal_then_festival_traffic(
             str(reference_dir),
             "--window_size",
             "200",
-            "--reference_scores_url",
+            "--predictor_url",
             predictor_url,
             "--alert_url",
             receiver.url,

@@ -1,13 +1,15 @@
-"""Walkthrough traffic: the client-side payload logger and the festival week."""
+"""Walkthrough traffic: the client-side payload logger and a traffic shift (fraud's festival
+week)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from getit_ml.families.fraud import FESTIVAL_WEEK
 from getit_ml.monitoring.events import REQUEST_TYPE, RESPONSE_TYPE
 from getit_ml.monitoring.synthetic import FraudPopulation
-from getit_ml.monitoring.traffic import PayloadLogger, festival_week
+from getit_ml.monitoring.traffic import PayloadLogger, shifted_traffic
 from getit_ml.services import free_port
 from tests.monitoring.support.servers import Receiver
 
@@ -15,7 +17,7 @@ from tests.monitoring.support.servers import Receiver
 def test_festival_week_moves_the_mix_and_the_amounts(population: FraudPopulation) -> None:
     schema = population.schema
     normal = population.sample(20_000, np.random.default_rng(1)).features
-    festival = festival_week(schema, normal, np.random.default_rng(2))
+    festival = shifted_traffic(schema, normal, np.random.default_rng(2), FESTIVAL_WEEK)
     methods = schema.feature("payment_method").categories
 
     def share(rows: np.ndarray, method: str) -> float:

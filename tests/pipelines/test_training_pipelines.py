@@ -1,4 +1,6 @@
-"""The fraud-training pipeline: its compiled YAML, a full local run, and a run on bad data."""
+"""The training pipelines, one per family from one template: the compiled YAML of each, a full
+local run (fraud, small), and a run on bad data. The churn pipeline runs end to end in the
+demo's test."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typer.testing import CliRunner
 from getit_ml.cli.main import app
 from getit_ml.data.generator import MarketplaceConfig, generate
 from getit_ml.errors import UserError
+from getit_ml.families import family_names, get_family
 from getit_ml.orchestration import (
     compile_pipeline,
     pipeline_arguments,
@@ -23,20 +26,31 @@ from getit_ml.registry.mlflow_registry import RegistryConfig, list_versions, res
 from getit_ml.settings import load_settings
 
 ROOT = project_root(Path(__file__))
-COMPILED = ROOT / spec("fraud").compiled
 STEPS = ("validate-data", "engineer-features", "build-training-set", "tune-hyperparameters",
          "train-model", "evaluate-model", "export-reference-data", "register-model")  # fmt: skip
+#: Steps that run the family's trainer: the family's name is a constant input of each.
+FAMILY_STEPS = ("build-training-set", "tune-hyperparameters", "train-model", "evaluate-model",
+                "export-reference-data", "register-model")  # fmt: skip
 
 
-def test_checked_in_yaml_is_what_the_pipeline_compiles_to(tmp_path: Path) -> None:
-    fresh = compile_pipeline("fraud", ROOT, tmp_path / "fraud.yaml")
-    assert fresh.read_text() == COMPILED.read_text(), (
-        "pipelines/compiled/fraud_training.yaml is stale: run `getit-ml pipeline compile`"
+def test_one_compiled_pipeline_per_family() -> None:
+    compiled = sorted(p.name for p in (ROOT / "pipelines" / "compiled").glob("*.yaml"))
+    assert compiled == sorted(f"{name}_training.yaml" for name in family_names())
+    assert {"fraud", "churn"} <= set(family_names())
+
+
+@pytest.mark.parametrize("family", family_names())
+def test_checked_in_yaml_is_what_the_pipeline_compiles_to(family: str, tmp_path: Path) -> None:
+    fresh = compile_pipeline(family, ROOT, tmp_path / f"{family}.yaml")
+    assert fresh.read_text() == (ROOT / spec(family).compiled).read_text(), (
+        f"{spec(family).compiled} is stale: run `getit-ml pipeline compile`"
     )
 
 
-def test_compiled_pipeline_shape() -> None:
-    ir = yaml.safe_load(COMPILED.read_text())
+@pytest.mark.parametrize("family", family_names())
+def test_compiled_pipeline_shape(family: str) -> None:
+    ir = yaml.safe_load((ROOT / spec(family).compiled).read_text())
+    assert ir["pipelineInfo"]["name"] == f"{family}-training"
     tasks = ir["root"]["dag"]["tasks"]
     assert set(tasks) == set(STEPS)
     # Every step that reads the data takes the snapshot id: the cache key changes with the data.
@@ -44,6 +58,16 @@ def test_compiled_pipeline_shape() -> None:
                  "tune-hyperparameters", "register-model"):  # fmt: skip
         parameters = tasks[step]["inputs"]["parameters"]
         assert parameters["snapshot_id"]["componentInputParameter"] == "snapshot_id"
+    # The family is baked into the steps, not a parameter a run could change.
+    for step in FAMILY_STEPS:
+        constant = tasks[step]["inputs"]["parameters"]["family"]["runtimeValue"]["constant"]
+        assert constant == family
+    assert "family" not in ir["root"]["inputDefinitions"]["parameters"]
+    defaults = ir["root"]["inputDefinitions"]["parameters"]
+    expected = get_family(family).pipeline_defaults
+    for name, value in expected.items():
+        assert defaults[name]["defaultValue"] == value, name
+    assert defaults["model_name"]["defaultValue"] == family
     assert tasks["register-model"]["cachingOptions"] == {}  # caching off for the registry write
     assert tasks["tune-hyperparameters"]["cachingOptions"] == {"enableCache": True}
     # No DAG condition anywhere: promotion is decided in register_model (kfp PR #13313).
@@ -55,7 +79,8 @@ def test_compiled_pipeline_shape() -> None:
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pipeline") / "marketplace"
-    generate(MarketplaceConfig(customers=60_000, days=90, seed=11), out)
+    # Small (the full-size run is the demo's): about 6,000 payments, a few dozen frauds.
+    generate(MarketplaceConfig(customers=20_000, days=45, seed=3), out)
     return out
 
 
@@ -84,6 +109,7 @@ def test_local_run_ends_with_a_registered_champion(
     versions = list_versions(config, "fraud")
     assert [v.version for v in versions] == ["1"]
     assert {"champion", "challenger"} <= set(versions[0].aliases)
+    assert versions[0].metric_name == "test_auprc"  # the family's promotion metric
     assert versions[0].metric is not None
     assert versions[0].metric > 0.5
     champion = resolve(config, "models:/fraud@champion")

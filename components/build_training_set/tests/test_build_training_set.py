@@ -19,6 +19,7 @@ def test_python_func_splits_by_time_and_fits_the_schema_on_train(
     out = Dataset(uri=str(tmp_path / "training_set"))
     metrics = Metrics(uri=str(tmp_path / "metrics"))
     build_training_set.python_func(
+        family="fraud",
         data_dir=str(training_run.market),
         snapshot_id=training_run.snapshot,
         feature_store=Artifact(uri=str(training_run.store)),

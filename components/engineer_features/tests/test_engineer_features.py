@@ -33,9 +33,21 @@ def test_python_func_builds_a_served_store(market: Path, tmp_path: Path) -> None
     assert store_artifact.metadata["snapshot_id"] == snapshot
     assert metrics.metadata["rows_customer_features"] > 0
     store = open_store(load_settings(), Path(store_artifact.path))
-    vector = online_features(store, "fraud_scoring_v1", [{"customer_id": 1, "device_id": 1,
-        "request_ts_us": 1741600000000000, "amount_bdt": 900.0, "payment_method": "bkash",
-        "checkout_device_id": 1, "checkout_wallet_account_id": -1}])  # fmt: skip
+    vector = online_features(
+        store,
+        "fraud_scoring_v1",
+        [
+            {
+                "customer_id": 1,
+                "device_id": 1,
+                "request_ts_us": 1741600000000000,
+                "amount_bdt": 900.0,
+                "payment_method": "bkash",
+                "checkout_device_id": 1,
+                "checkout_wallet_account_id": -1,
+            }
+        ],
+    )
     assert vector.values.shape[0] == 1
 
 

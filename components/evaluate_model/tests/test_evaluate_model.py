@@ -18,18 +18,19 @@ from getit_ml.training.xgb import load_model, predict_proba
 def test_python_func_reports_the_test_part_at_the_validation_threshold(
     training_run: TrainingRun, tmp_path: Path
 ) -> None:
-    outputs = {name: HTML(uri=str(tmp_path / f"{name}.html"))
-               for name in ("pr_curve", "roc_curve", "calibration_curve")}  # fmt: skip
+    plots = HTML(uri=str(tmp_path / "plots.html"))
     evaluation = Artifact(uri=str(tmp_path / "evaluation"))
     metrics = Metrics(uri=str(tmp_path / "metrics"))
     classification = ClassificationMetrics(uri=str(tmp_path / "classification"))
     test_auprc = evaluate_model.python_func(
+        family="fraud",
         training_set=Dataset(uri=str(training_run.training_set)),
         model=Model(uri=str(training_run.model)),
         evaluation=evaluation,
         metrics=metrics,
         classification_metrics=classification,
-        **outputs,
+        plots=plots,
+        options={"review_rate": 0.01, "false_alarm_cost_bdt": 100.0},
     )
     # The figure is recomputed here from the model and the test part, independently.
     test = pd.read_parquet(training_run.training_set / "test.parquet")
@@ -45,8 +46,12 @@ def test_python_func_reports_the_test_part_at_the_validation_threshold(
     matrix = classification.metadata["confusionMatrix"]
     assert sum(sum(row["row"]) for row in matrix["rows"]) == len(test)
     assert len(classification.metadata["confidenceMetrics"]) > 2
-    for page in outputs.values():
-        assert Path(page.path).read_text().startswith("<!DOCTYPE html>")
+    page = Path(plots.path).read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<img") == 3  # the PR, ROC and calibration plots on one page
+    assert document["promotion_metric"] == "test_auprc"
+    assert document["directions"]["test_auprc"] == "maximize"
+    assert document["directions"]["test_expected_cost_bdt"] == "minimize"
     for name in ("pr", "roc", "calibration"):
         assert (Path(evaluation.path) / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -61,4 +66,4 @@ def test_runs_as_a_kfp_local_task(training_run: TrainingRun, tmp_path: Path) -> 
         },
     )
     assert (outputs / "evaluation" / "evaluation.json").is_file()
-    assert (outputs / "roc_curve").read_text().startswith("<!DOCTYPE html>")
+    assert (outputs / "plots").read_text().startswith("<!DOCTYPE html>")

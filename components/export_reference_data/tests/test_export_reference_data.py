@@ -17,7 +17,10 @@ def test_python_func_writes_plain_parquet_and_the_schema(
 ) -> None:
     reference = Dataset(uri=str(tmp_path / "reference"))
     rows = export_reference_data.python_func(
-        training_set=Dataset(uri=str(training_run.training_set)), reference=reference, rows=500
+        family="fraud",
+        training_set=Dataset(uri=str(training_run.training_set)),
+        reference=reference,
+        rows=500,
     )
     assert rows == 500 == reference.metadata["rows"]
     table = pq.read_table(Path(reference.path) / "reference.parquet")

@@ -12,10 +12,12 @@ from components.register_model.component import register_model
 from getit_ml.registry.mlflow_registry import RegistryConfig, list_versions, resolve
 
 
-def _register(training_run: TrainingRun, tmp_path: Path, tracking_uri: str, model: Path,
-              margin: float = 0.005) -> tuple[str, Markdown]:  # fmt: skip
+def _register(
+    training_run: TrainingRun, tmp_path: Path, tracking_uri: str, model: Path, margin: float = 0.005
+) -> tuple[str, Markdown]:
     decision = Markdown(uri=str(tmp_path / f"decision-{model.name}.md"))
     version = register_model.python_func(
+        family="fraud",
         model=Model(uri=str(model), metadata={"framework": "xgboost"}),
         evaluation=Artifact(uri=str(training_run.evaluation)),
         training_set=Dataset(uri=str(training_run.training_set)),

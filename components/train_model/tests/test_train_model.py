@@ -26,6 +26,7 @@ def test_python_func_saves_a_model_for_kserve_and_mlflow(
     model = Model(uri=str(tmp_path / "model"))
     metrics = Metrics(uri=str(tmp_path / "metrics"))
     train_model.python_func(
+        family="fraud",
         training_set=Dataset(uri=str(training_run.training_set)),
         tuning=Artifact(uri=str(_tuning_file(tmp_path))),
         model=model,

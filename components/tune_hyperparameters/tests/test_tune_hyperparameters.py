@@ -16,6 +16,7 @@ def _tune(training_run: TrainingRun, tmp_path: Path, storage: str, n_trials: int
     out = Artifact(uri=str(tmp_path / f"tuning-{n_trials}.json"))
     metrics = Metrics(uri=str(tmp_path / "metrics"))
     best = tune_hyperparameters.python_func(
+        family="fraud",
         training_set=Dataset(uri=str(training_run.training_set)),
         snapshot_id=training_run.snapshot,
         tuning=out,

@@ -26,9 +26,11 @@ def test_python_func_passes_good_data(market: Path, tmp_path: Path) -> None:
     report = Markdown(uri=str(tmp_path / "report.md"))
     report_json = Artifact(uri=str(tmp_path / "report.json"))
     rows = validate_data.python_func(
-        data_dir=str(market), snapshot_id=snapshot_id(market), report=report,
+        data_dir=str(market),
+        snapshot_id=snapshot_id(market),
+        report=report,
         report_json=report_json,
-    )  # fmt: skip
+    )
     assert rows > 0
     assert json.loads(Path(report_json.path).read_text())["ok"] is True
 
@@ -41,20 +43,22 @@ def test_python_func_stops_on_bad_data_with_the_report(market: Path, tmp_path: P
     products.to_parquet(bad / "products.parquet")
     with pytest.raises(RuntimeError, match="price_bdt") as failure:
         validate_data.python_func(
-            data_dir=str(bad), snapshot_id=snapshot_id(bad),
+            data_dir=str(bad),
+            snapshot_id=snapshot_id(bad),
             report=Markdown(uri=str(tmp_path / "r.md")),
             report_json=Artifact(uri=str(tmp_path / "r.json")),
-        )  # fmt: skip
+        )
     assert "below_min" in str(failure.value)
 
 
 def test_python_func_refuses_data_changed_after_the_snapshot(market: Path, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="changed since the run started"):
         validate_data.python_func(
-            data_dir=str(market), snapshot_id="sha256:stale",
+            data_dir=str(market),
+            snapshot_id="sha256:stale",
             report=Markdown(uri=str(tmp_path / "r.md")),
             report_json=Artifact(uri=str(tmp_path / "r.json")),
-        )  # fmt: skip
+        )
 
 
 def test_runs_as_a_kfp_local_task(market: Path, tmp_path: Path) -> None:

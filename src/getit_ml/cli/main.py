@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from getit_ml import __version__
-from getit_ml.cli import data, features, monitor, pipeline, registry, serve
+from getit_ml.cli import data, evaluate, features, monitor, pipeline, registry, serve
 from getit_ml.cli.common import settings_of, user_errors
 from getit_ml.log import configure_logging
 from getit_ml.settings import describe_settings, load_settings
@@ -35,7 +35,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(registry.app, name="registry")
 app.add_typer(pipeline.app, name="pipeline")
-app.add_typer(serve.app, name="serve")
+app.command("serve")(serve.serve)
+app.command("evaluate")(evaluate.evaluate)
 app.add_typer(monitor.app, name="monitor")
 
 stdout = Console()
@@ -89,6 +90,12 @@ def demo(
         Path | None,
         typer.Option(help="Folder for the run's state (default: GETIT_ML_HOME)."),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run only this model family's path (repeatable), e.g. --only churn."
+        ),
+    ] = None,
 ) -> None:
     """Run the platform's main job end to end on the embedded default (no cluster)."""
     # Imported here: the demo's stages pull in the platform's heavy libraries.
@@ -96,7 +103,7 @@ def demo(
 
     settings = settings_of(ctx)
     context = DemoContext(settings=settings, workdir=workdir or settings.home)
-    stages = default_stages()
+    stages = default_stages(only)
     stdout.print(f"[bold]getit-ml demo[/] — {len(stages)} stages, state in {context.workdir}")
     with Progress(
         SpinnerColumn(),

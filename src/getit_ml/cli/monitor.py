@@ -9,9 +9,7 @@ sidecar's own flags (``getit-ml monitor drift ... --window_size 200 --alert_url 
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -19,7 +17,6 @@ import typer
 from rich.console import Console
 
 from getit_ml.cli.common import settings_of, user_errors
-from getit_ml.errors import UserError
 
 app = typer.Typer(
     help="Monitoring sidecars (monitoring environment): the explainer and the drift detector.",
@@ -28,8 +25,6 @@ app = typer.Typer(
 stdout = Console()
 stderr = Console(stderr=True)
 
-#: Sidecar name -> package under inference_services/.
-SIDECARS: Final[dict[str, str]] = {"explainer": "explainer", "drift": "drift_detector"}
 PASS_THROUGH: Final = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 ReferenceDir = Annotated[
@@ -47,60 +42,26 @@ Port = Annotated[int, typer.Option("--port", help="HTTP port of the sidecar.", m
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the command instead of running it.")]
 
 
-def repository_root() -> Path:
-    """The checkout that holds ``inference_services/`` (getit_ml is installed editable)."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / "inference_services").is_dir():
-        raise UserError(
-            f"no inference_services/ next to {root / 'src'}: the monitoring sidecars "
-            "run from a getit-ml checkout (pip install -e .)"
-        )
-    return root
-
-
-def sidecar_command(python: Path, sidecar: str, arguments: list[str]) -> list[str]:
-    """The command line that starts ``sidecar`` with ``python``."""
-    if sidecar not in SIDECARS:
-        raise UserError(f"unknown sidecar {sidecar!r}; choose from {sorted(SIDECARS)}")
-    return [str(python), "-m", f"inference_services.{SIDECARS[sidecar]}", *arguments]
-
-
-def monitoring_python(configured: Path) -> Path:
-    python = configured if configured.is_absolute() else Path.cwd() / configured
-    if not python.exists():
-        raise UserError(
-            f"the monitoring interpreter {python} does not exist: run `make setup`, or set "
-            "GETIT_ML_MONITORING_PYTHON to the python of an environment with alibi 0.9.4 and "
-            "alibi-detect 0.11.4"
-        )
-    return python
-
-
 def _launch(ctx: typer.Context, sidecar: str, arguments: list[str], dry_run: bool) -> None:
+    from getit_ml.monitoring.sidecars import monitoring_python, sidecar_command
+    from getit_ml.processes import ManagedProcess
+
     settings = settings_of(ctx)
-    root = repository_root()
     python = monitoring_python(settings.monitoring_python)
     command = sidecar_command(python, sidecar, [*arguments, *ctx.args])
     if dry_run:
         stdout.print(shlex.join(command), highlight=False, soft_wrap=True)
         return
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(root), environment.get("PYTHONPATH", "")) if p
-    )
     stderr.print(
         f"starting the {sidecar} sidecar: {shlex.join(command)}", highlight=False, soft_wrap=True
     )
-    process = subprocess.Popen(command, cwd=root, env=environment)
+    process = ManagedProcess(
+        command, name=f"{sidecar} sidecar", in_repository=True, stop_timeout_s=15.0
+    ).spawn()
     try:
         code = process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        try:
-            code = process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
+        code = process.stop() or 0
     if code != 0:
         raise typer.Exit(code=code)
 
@@ -121,7 +82,7 @@ def explainer(
             "--predictor-url", help="Base URL of the v2 predictor, e.g. http://127.0.0.1:8080."
         ),
     ],
-    model_name: ModelName = "fraud",
+    model_name: ModelName,
     port: Port = 8081,
     dry_run: DryRun = False,
 ) -> None:
@@ -147,7 +108,7 @@ def explainer(
 def drift(
     ctx: typer.Context,
     reference_dir: ReferenceDir,
-    model_name: ModelName = "fraud",
+    model_name: ModelName,
     port: Port = 8082,
     alert_url: Annotated[
         str | None, typer.Option("--alert-url", help="Where drift alerts are POSTed.")

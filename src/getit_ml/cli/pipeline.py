@@ -17,13 +17,16 @@ app = typer.Typer(
 )
 stdout = Console()
 
-PipelineName = Annotated[str, typer.Argument(help="Pipeline name: fraud.")]
+PipelineName = Annotated[
+    str, typer.Argument(help="Model family whose training pipeline to run: fraud, churn, ...")
+]
 DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
         help="Marketplace folder to train on (on a cluster: the path as the pods see it); "
-        "default: GETIT_ML_HOME/data/marketplace, where `getit-ml demo` writes it.",
+        "default: the family's demo population under GETIT_ML_HOME/data, where `getit-ml demo` "
+        "writes it.",
     ),
 ]
 Parameters = Annotated[
@@ -68,8 +71,10 @@ def _parameters(name: str, root: Path) -> dict[str, Any]:
     }
 
 
-def _data_dir(data_dir: Path | None, home: Path) -> Path:
-    folder = data_dir or home / "data" / "marketplace"
+def _data_dir(data_dir: Path | None, home: Path, family: str) -> Path:
+    from getit_ml.families import get_family
+
+    folder = data_dir or home / "data" / get_family(family).demo.population
     if not folder.is_dir():
         raise UserError(f"{folder} does not exist: pass --data-dir, or run `getit-ml demo` first")
     return folder
@@ -83,13 +88,14 @@ def compile_(
         Path | None, typer.Option(help="Write here instead of pipelines/compiled/.")
     ] = None,
 ) -> None:
-    """Compile to IR YAML for the Kubeflow Pipelines UI (pipelines/compiled/<name>.yaml)."""
-    from getit_ml.orchestration import PIPELINES, compile_pipeline, project_root
+    """Compile to IR YAML for the Kubeflow Pipelines UI: one file per model family
+    (pipelines/compiled/<family>_training.yaml)."""
+    from getit_ml.orchestration import compile_pipeline, pipeline_names, project_root
 
     root = project_root()
     if out is not None and not name:
         raise UserError("--out needs a pipeline name")
-    for pipeline in [name] if name else list(PIPELINES):
+    for pipeline in [name] if name else list(pipeline_names()):
         path = compile_pipeline(pipeline, root, out)
         stdout.print(f"compiled [bold]{pipeline}[/] → {path}")
 
@@ -115,7 +121,8 @@ def run(
     # The registry is not passed as a parameter: parameters are logged in the clear, and a
     # PostgreSQL URI carries a password. Each step reads it from the settings it inherits.
     overrides = parse_parameters(param, _parameters(name, root))
-    arguments = pipeline_arguments(settings, _data_dir(data_dir, settings.home), root, overrides)
+    folder = _data_dir(data_dir, settings.home, name)
+    arguments = pipeline_arguments(settings, folder, root, overrides)
     stdout.print(f"running [bold]{name}[/] locally on {arguments['data_dir']} "
                  f"({arguments['snapshot_id'][:19]})")  # fmt: skip
     result = run_local(name, settings, arguments, root=root)
@@ -145,7 +152,7 @@ def submit(
     param: Parameters = None,
 ) -> None:
     """Submit a pipeline run to a Kubeflow Pipelines endpoint."""
-    from getit_ml.orchestration import code_version, project_root
+    from getit_ml.orchestration import code_version, project_root, promotion_arguments
     from getit_ml.orchestration import submit as submit_run
 
     settings = settings_of(ctx)
@@ -153,8 +160,7 @@ def submit(
     arguments: dict[str, Any] = {
         "data_dir": str(data_dir),
         "code_version": code_version(root),
-        "promotion_metric": settings.promotion_metric,
-        "promotion_margin": settings.promotion_margin,
+        **promotion_arguments(settings),
     }
     if snapshot_id:
         arguments["snapshot_id"] = snapshot_id

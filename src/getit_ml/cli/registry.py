@@ -79,9 +79,10 @@ def list_(
     ctx: typer.Context,
     name: ModelName,
     tracking_uri: TrackingUri = None,
-    metric: Annotated[str, typer.Option(help="Run metric to show for each version.")] = (
-        "test_auprc"
-    ),
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Run metric to show for each version (default: its promotion metric)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Show only the newest N.", min=1)] = None,
 ) -> None:
     """List the versions of a registered model, newest first."""

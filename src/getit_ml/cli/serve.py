@@ -1,4 +1,4 @@
-"""``getit-ml serve fraud``: the fraud scorer (and its feature transformer) on this machine."""
+"""``getit-ml serve FAMILY``: a family's model server (and its feature transformer) here."""
 
 from __future__ import annotations
 
@@ -12,29 +12,20 @@ from rich.console import Console
 
 from getit_ml.cli.common import settings_of, user_errors
 
-app = typer.Typer(
-    help="Serve models locally over the Open Inference Protocol v2 (REST and gRPC).",
-    no_args_is_help=True,
-)
 stdout = Console()
-
-
-@app.callback()
-def serve() -> None:
-    """Serve models locally over the Open Inference Protocol v2 (REST and gRPC)."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@app.command("fraud")
 @user_errors
-def fraud(
+def serve(
     ctx: typer.Context,
+    family: Annotated[str, typer.Argument(help="Model family to serve: fraud, churn, ...")],
     model: Annotated[
         str | None,
-        typer.Option("--model", help="Registry reference (default models:/fraud@champion)."),
+        typer.Option("--model", help="Registry reference (default models:/FAMILY@champion)."),
     ] = None,
     model_dir: Annotated[
         Path | None,
@@ -55,7 +46,9 @@ def fraud(
     feature_store: Annotated[
         Path | None,
         typer.Option(
-            "--feature-store", help="Feature store folder (default GETIT_ML_HOME/features)."
+            "--feature-store",
+            help="Feature store folder (default: the family's demo store under "
+            "GETIT_ML_HOME/features).",
         ),
     ] = None,
     threshold: Annotated[
@@ -63,21 +56,27 @@ def fraud(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Serve the fraud model until Ctrl-C or SIGTERM (in-flight requests are drained)."""
+    """Serve a family's model over v2 REST and gRPC until Ctrl-C or SIGTERM (in-flight requests
+    are drained)."""
+    from getit_ml.demo.workspace import store_dir
     from getit_ml.errors import UserError
+    from getit_ml.families import get_family
     from getit_ml.serving.launcher import LaunchOptions, LocalServing
 
     if model is not None and model_dir is not None:
         raise UserError("give --model or --model-dir, not both")
+    spec = get_family(family)
     settings = settings_of(ctx)
     options = LaunchOptions(
-        model_uri=None if model_dir is not None else (model or "models:/fraud@champion"),
+        family=spec.name,
+        runtime=spec.serving.runtime,
+        model_uri=None if model_dir is not None else (model or spec.champion_uri),
         model_dir=model_dir,
         tracking_uri=tracking_uri,
         with_transformer=with_transformer,
         http_port=http_port,
         grpc_port=grpc_port,
-        feature_store=feature_store,
+        feature_store=feature_store or store_dir(settings.home, spec.demo.population),
         threshold=threshold,
         host=host,
         log_level=settings.log_level,
@@ -88,8 +87,8 @@ def fraud(
         serving.start()
         entry = serving.entry
         stdout.print(
-            f"[green]serving[/] fraud ({entry.role}): REST http://{host}:{entry.http_port}/v2, "
-            f"gRPC {host}:{entry.grpc_port}; Ctrl-C stops"
+            f"[green]serving[/] {spec.name} ({entry.role}): REST http://{host}:{entry.http_port}"
+            f"/v2, gRPC {host}:{entry.grpc_port}; Ctrl-C stops"
         )
         code = serving.wait()
         if code:

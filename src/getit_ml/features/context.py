@@ -14,7 +14,7 @@ stamps its request. Local time is Asia/Dhaka (UTC+6, no daylight saving).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
@@ -205,3 +205,12 @@ def transaction_context_view(inputs: dict[str, Any]) -> dict[str, Any]:
     from getit_ml.features.context import transaction_features
 
     return transaction_features(inputs)
+
+
+#: The bodies the feature repository's on-demand views may run, by function name: the feature
+#: transformer computes a feature service's on-demand views with these (the same code as
+#: Feast's, a millisecond less per request), finding each view's body by the name of the
+#: function the repository gave it. A view with a new body adds its function here.
+ON_DEMAND_FUNCTIONS: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    function.__name__: function for function in (calendar_context_view, transaction_context_view)
+}

@@ -2,7 +2,7 @@
 
 * Inputs: ``TabularDrift`` — a Kolmogorov-Smirnov test per numeric feature and a Chi-square test
   per categorical or boolean feature, window against reference.
-* Output: ``KSDrift`` on the fraud scores of the window against the scores of the reference.
+* Output: ``KSDrift`` on the model's scores of the window against the scores of the reference.
 * Per instance: ``IForest`` (isolation forest) or ``Mahalanobis``, with the threshold set at a
   percentile of the reference's own outlier scores.
 
@@ -12,8 +12,9 @@ family, corrected for multiple testing (Bonferroni, or Benjamini-Hochberg FDR), 
 
 Missing values are data: a missing number becomes a sentinel below every value (a change in the
 missing rate moves the KS statistic), a missing category an extra category. Features that cannot
-be stationary over a window of minutes (local hour, weekday, festival distances) are excluded by
-default: a window is never distributed like a reference drawn over months.
+be stationary over a window of minutes (local hour, weekday, festival distances) are left out as
+the model's feature schema says (its monitoring hints, from the family): a window is never
+distributed like a reference drawn over months.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from getit_ml.errors import UserError
-from getit_ml.monitoring.schema import FloatArray, Reference, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FloatArray, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -37,22 +38,6 @@ Correction = Literal["bonferroni", "fdr"]
 OutlierMethod = Literal["iforest", "mahalanobis", "none"]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Calendar context of ``fraud_scoring_v1`` (``getit_ml.features.context``): constant within a
-#: window, so never compared with the reference.
-CALENDAR_FEATURES: Final[tuple[str, ...]] = (
-    "hour_local",
-    "day_of_week",
-    "is_weekend",
-    "is_ramadan",
-    "is_payday",
-    "days_since_payday",
-    "days_to_eid_ul_fitr",
-    "days_to_eid_ul_adha",
-    "days_to_pohela_boishakh",
-    "days_to_durga_puja",
-    "days_to_next_festival",
-    "festival_demand_multiplier",
-)
 MISSING_NUMBER: Final = -float(2**40)
 
 
@@ -62,8 +47,9 @@ class DetectorConfig:
 
     p_val: float = 0.05
     correction: Correction = "bonferroni"
-    #: Features left out of the input test (default: the calendar context).
-    ignore_features: tuple[str, ...] = CALENDAR_FEATURES
+    #: Features left out of the input test; ``None``: those the schema's monitoring hints name
+    #: (a family's calendar context, constant within a window), when the schema has them.
+    ignore_features: tuple[str, ...] | None = None
     compare_scores: bool = True
     outlier: OutlierMethod = "iforest"
     #: Percentile of the reference's outlier scores above which an instance is an outlier.
@@ -143,16 +129,17 @@ class Detectors:
         config: DetectorConfig | None = None,
         reference_scores: FloatArray | None = None,
     ) -> None:
-        self.schema: Schema = reference.schema
+        self.schema: FeatureSchema = reference.schema
         self.config = config or DetectorConfig()
-        unknown = [
-            n
-            for n in self.config.ignore_features
-            if n not in self.schema.feature_names and n not in CALENDAR_FEATURES
-        ]
-        if unknown:
-            raise UserError(f"ignored feature(s) {unknown} are not in the feature schema")
-        ignored = set(self.config.ignore_features)
+        if self.config.ignore_features is None:
+            hinted = self.schema.monitoring.drift_ignored
+            ignored = {n for n in hinted if n in self.schema.feature_names}
+        else:
+            unknown = [n for n in self.config.ignore_features if n not in self.schema.feature_names]
+            if unknown:
+                raise UserError(f"ignored feature(s) {unknown} are not in the feature schema")
+            ignored = set(self.config.ignore_features)
+        self.ignored = sorted(ignored)
         self.tested = [j for j, f in enumerate(self.schema.features) if f.name not in ignored]
         if not self.tested:
             raise UserError("every feature is ignored: nothing to test for drift")
@@ -258,7 +245,7 @@ class Detectors:
         scores: FloatArray | None = None,
         outliers: BoolArray | None = None,
     ) -> DriftResult:
-        """Compare one window (model-space rows, their fraud scores) with the reference."""
+        """Compare one window (model-space rows, their scores) with the reference."""
         if matrix.ndim != 2 or matrix.shape[1] != self.schema.width or matrix.shape[0] < 2:
             raise ValueError(f"a window of shape {matrix.shape} for {self.schema.width} features")
         tabular = self._tabular.predict(

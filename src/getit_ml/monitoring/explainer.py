@@ -1,6 +1,7 @@
-"""Explanations of the fraud model: Alibi's AnchorTabular rules and Kernel SHAP attributions.
+"""Explanations of a served model: Alibi's AnchorTabular rules and Kernel SHAP attributions.
 
-The model is a black box — a function from encoded rows to fraud probabilities, in production a
+The model is a black box — a function from encoded rows to the positive class's probability (a
+fraud's, a churner's), in production a
 :class:`~getit_ml.monitoring.predictor.V2Predictor` calling the served model — so one explainer
 works with every model the platform serves. Both methods are fitted on the reference data that
 the training pipeline exports.
@@ -37,7 +38,7 @@ import numpy as np
 from getit_ml.errors import UserError
 from getit_ml.monitoring.kernel_shap import kernel_shap
 from getit_ml.monitoring.reasons import ReasonCoder
-from getit_ml.monitoring.schema import FloatArray, Reference, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FloatArray, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ExplainerConfig:
     """What to explain with and how hard to search."""
 
     methods: tuple[Method, ...] = METHODS
-    #: Scores at or above this are "fraud" for the anchor's class.
+    #: Scores at or above this are the positive class for the anchor's class.
     threshold: float = 0.5
     #: Reasons returned per explanation.
     top_k: int = 3
@@ -108,7 +109,7 @@ class ExplainerConfig:
 class ExplanationSpace:
     """Model space (NaN = missing) <-> explainer space (sentinel / extra category)."""
 
-    schema: Schema
+    schema: FeatureSchema
 
     def to_space(self, matrix: FloatArray) -> FloatArray:
         out = np.array(matrix, dtype=np.float64, copy=True)
@@ -263,7 +264,7 @@ def _unique_rows(rows: FloatArray) -> tuple[FloatArray, Any]:
 
 
 class TabularExplainer:
-    """Anchors and SHAP attributions for rows of the fraud model's encoded input."""
+    """Anchors and SHAP attributions for rows of the model's encoded input."""
 
     def __init__(
         self, reference: Reference, predict: Predict, config: ExplainerConfig | None = None
@@ -379,10 +380,11 @@ class TabularExplainer:
             calls_before, rows_before = self._counter.calls, self._counter.rows
         x = np.asarray(instance, dtype=np.float64).reshape(-1)
         score = float(self.predict_scores(x[None, :])[0])
-        is_fraud = score >= self.config.threshold
+        is_positive = score >= self.config.threshold
+        hints = self.schema.monitoring
         out: dict[str, Any] = {
             "score": score,
-            "label": "fraud" if is_fraud else "genuine",
+            "label": hints.positive_class if is_positive else hints.negative_class,
             "threshold": self.config.threshold,
             "anchor": None,
             "attributions": None,
@@ -393,7 +395,7 @@ class TabularExplainer:
         anchor_features: list[int] = []
         if self._anchor is not None:
             candidates = self._candidates(x, contributions)
-            out["anchor"], anchor_features = self._anchor_rule(x, is_fraud, candidates)
+            out["anchor"], anchor_features = self._anchor_rule(x, is_positive, candidates)
         reasons = self.reasons.reasons(
             x, contributions, order=anchor_features, top_k=self.config.top_k
         )
@@ -458,7 +460,7 @@ class TabularExplainer:
         return np.asarray(changes.mean(axis=1), dtype=np.float64)
 
     def _anchor_rule(
-        self, x: FloatArray, is_fraud: bool, candidates: set[int] | None
+        self, x: FloatArray, is_positive: bool, candidates: set[int] | None
     ) -> tuple[dict[str, Any], list[int]]:
         cfg = self.config
         with self._lock:  # alibi keeps the instance's lookups on the explainer
@@ -477,7 +479,8 @@ class TabularExplainer:
             )
         predicates = [_SENTINEL_TEXT.sub("missing", p) for p in explanation.anchor]
         features = [int(j) for j in explanation.data["raw"]["feature"]]
-        outcome = "fraud" if is_fraud else "genuine"
+        hints = self.schema.monitoring
+        outcome = hints.positive_class if is_positive else hints.negative_class
         rule = (
             f"IF {' AND '.join(predicates)} THEN {outcome}"
             if predicates

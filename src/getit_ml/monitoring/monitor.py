@@ -38,7 +38,7 @@ from getit_ml.monitoring.detectors import BoolArray, Detectors, DriftResult
 from getit_ml.monitoring.events import EventError, InferenceEvent, parse_event
 from getit_ml.monitoring.metrics import DriftMetrics
 from getit_ml.monitoring.payloads import PayloadError, request_matrix, response_scores
-from getit_ml.monitoring.schema import FloatArray, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FloatArray
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class DriftMonitor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detectors = detectors
-        self.schema: Schema = detectors.schema
+        self.schema: FeatureSchema = detectors.schema
         self.config = config or MonitorConfig()
         self.metrics = metrics or DriftMetrics()
         self.alerts = alerts
@@ -360,7 +360,7 @@ class DriftMonitor:
                 "window_size": self.config.window_size,
                 "step": self.config.every,
                 "features_tested": len(self.detectors.tested),
-                "features_ignored": sorted(self.detectors.config.ignore_features),
+                "features_ignored": self.detectors.ignored,
                 "score_reference": self.detectors.reference_scores_source,
                 "outlier_detector": self.detectors.config.outlier,
                 "events_received": self._received,

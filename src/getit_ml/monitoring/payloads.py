@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from getit_ml.monitoring.schema import FloatArray, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FloatArray
 
 #: Output names recognised as the fraud score when a response has several outputs.
 SCORE_OUTPUT_NAMES: Final = (
@@ -52,7 +52,9 @@ def is_v2(body: Mapping[str, Any]) -> bool:
     )
 
 
-def request_matrix(body: Any, schema: Schema, *, input_name: str | None = None) -> FloatArray:
+def request_matrix(
+    body: Any, schema: FeatureSchema, *, input_name: str | None = None
+) -> FloatArray:
     """The ``(rows, features)`` float matrix of an inference request body."""
     if not isinstance(body, Mapping):
         raise PayloadError("the request body is not a JSON object")
@@ -64,7 +66,7 @@ def request_matrix(body: Any, schema: Schema, *, input_name: str | None = None) 
     return _v1_matrix(instances, schema)
 
 
-def _v1_matrix(instances: list[Any], schema: Schema) -> FloatArray:
+def _v1_matrix(instances: list[Any], schema: FeatureSchema) -> FloatArray:
     if not instances:
         raise PayloadError("the request has no instances")
     if all(isinstance(row, Mapping) for row in instances):
@@ -97,7 +99,7 @@ def _number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _v2_matrix(inputs: list[Any], schema: Schema, input_name: str | None) -> FloatArray:
+def _v2_matrix(inputs: list[Any], schema: FeatureSchema, input_name: str | None) -> FloatArray:
     if not inputs:
         raise PayloadError("the v2 request has no inputs")
     by_name = {str(t.get("name")): t for t in inputs}
@@ -115,7 +117,7 @@ def _v2_matrix(inputs: list[Any], schema: Schema, input_name: str | None) -> Flo
 
 
 def _v2_values(
-    inputs: list[Any], by_name: Mapping[str, Any], schema: Schema, input_name: str | None
+    inputs: list[Any], by_name: Mapping[str, Any], schema: FeatureSchema, input_name: str | None
 ) -> FloatArray:
     if not inputs:
         raise PayloadError("the v2 request has no feature input")
@@ -145,7 +147,7 @@ def _v2_values(
     return _numeric_rows([data[i : i + width] for i in range(0, len(data), width)], width)
 
 
-def _v2_columns(by_name: Mapping[str, Mapping[str, Any]], schema: Schema) -> FloatArray:
+def _v2_columns(by_name: Mapping[str, Mapping[str, Any]], schema: FeatureSchema) -> FloatArray:
     """One tensor per feature (KServe's columnar v2 form): raw values, encoded here."""
     columns = {name: _flat_data(t) for name, t in by_name.items() if name in schema.feature_names}
     lengths = {len(v) for v in columns.values()}

@@ -1,12 +1,12 @@
-"""Reason codes: why a payment scored high, in words a checkout service can show.
+"""Reason codes: why a row scored high, in words a service can show.
 
 A reason is derived from one feature of the explained instance — its name and kind in the
 feature schema, its value, and where that value lies in the reference data — and carries a
 stable machine code (``NEW_DEVICE``, ``AMOUNT_FAR_ABOVE_USUAL``) and a short human text ("new
-device", "amount far above usual"). Known fraud features of ``fraud_scoring_v1`` (see
-``getit_ml.features.schemas`` and ``getit_ml.features.context``) have hand-written phrases in
-:data:`KNOWN_REASONS`; any other feature gets a phrase built from its name ("high payments in
-the last 7 days", "payment method: card").
+device", "amount far above usual"). A model family's hand-written phrases travel in the feature
+schema's monitoring hints (:class:`~getit_ml.features.feature_schema.ReasonPhrase`, written by
+training from the family's declaration): this module holds none of its own. Any other feature
+gets a phrase built from its name ("high payments in the last 7 days", "payment method: card").
 
 A numeric feature is a reason only when its value is unusual: above the reference's 75th
 percentile ("high") or below its 25th ("low"). A typical value that happens to push the score up
@@ -23,63 +23,13 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from getit_ml.monitoring.schema import Feature, FloatArray, Schema
+from getit_ml.monitoring.schema import FeatureSchema, FeatureSpec, FloatArray
 
 Direction = Literal["high", "low", "true", "false", "missing"]
 HIGH_QUANTILE: Final = 0.75
 LOW_QUANTILE: Final = 0.25
 #: A feature is a reason only if it carries at least this share of the push towards fraud.
 MIN_SHARE: Final = 0.05
-
-#: (feature, direction) -> (code, text) for the fraud model's well-known signals.
-KNOWN_REASONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
-    ("is_new_device", "true"): ("NEW_DEVICE", "new device"),
-    ("device_is_new", "true"): ("DEVICE_NEVER_SEEN", "device never seen before"),
-    ("is_wallet_change", "true"): ("WALLET_CHANGED", "wallet changed since the last payment"),
-    ("amount_vs_avg_30d", "high"): ("AMOUNT_FAR_ABOVE_USUAL", "amount far above usual"),
-    ("amount_vs_max_30d", "high"): (
-        "AMOUNT_ABOVE_LARGEST",
-        "amount above the customer's largest recent payment",
-    ),
-    ("amount_bdt", "high"): ("LARGE_AMOUNT", "large amount"),
-    ("amount_log", "high"): ("LARGE_AMOUNT", "large amount"),
-    ("payments_10m", "high"): ("MANY_PAYMENTS_10M", "many payments in the last 10 minutes"),
-    ("amount_10m_bdt", "high"): ("HIGH_SPEND_10M", "high spending in the last 10 minutes"),
-    ("payments_1h", "high"): ("MANY_PAYMENTS_1H", "many payments in the last hour"),
-    ("amount_1h_bdt", "high"): ("HIGH_SPEND_1H", "high spending in the last hour"),
-    ("payments_24h", "high"): ("MANY_PAYMENTS_24H", "many payments today"),
-    ("failed_payments_10m", "high"): ("RECENT_FAILED_PAYMENTS", "recent failed payments"),
-    ("failed_payments_24h", "high"): ("RECENT_FAILED_PAYMENTS", "recent failed payments"),
-    ("failed_payments_7d", "high"): ("FAILED_PAYMENTS_7D", "failed payments this week"),
-    ("device_failed_payments_24h", "high"): (
-        "DEVICE_FAILED_PAYMENTS",
-        "failed payments from this device today",
-    ),
-    ("device_customers_30d", "high"): ("SHARED_DEVICE", "device shared by several customers"),
-    ("device_customers_total", "high"): ("SHARED_DEVICE", "device shared by several customers"),
-    ("device_wallets_30d", "high"): ("MANY_WALLETS_ON_DEVICE", "many wallets used on this device"),
-    ("phone_shared_customers", "high"): ("SHARED_PHONE", "phone number shared with other accounts"),
-    ("address_shared_customers", "high"): (
-        "SHARED_ADDRESS",
-        "delivery address shared with other accounts",
-    ),
-    ("account_age_days", "low"): ("NEW_ACCOUNT", "new account"),
-    ("account_age_hours", "low"): ("NEW_ACCOUNT", "new account"),
-    ("device_age_days", "low"): ("DEVICE_RECENTLY_SEEN", "device first seen recently"),
-    ("device_changes_24h", "high"): ("DEVICE_CHANGES_24H", "several device changes today"),
-    ("wallet_changes_24h", "high"): ("WALLET_CHANGES_24H", "several wallet changes today"),
-    ("devices_7d", "high"): ("MANY_DEVICES_7D", "many devices this week"),
-    ("cards_7d", "high"): ("MANY_CARDS", "many different cards this week"),
-    ("seconds_since_last_payment", "low"): ("RAPID_REPEAT_PAYMENT", "payments in quick succession"),
-    ("clicks_10m", "low"): ("LITTLE_BROWSING", "paid with little browsing"),
-    ("cod_refusal_rate", "high"): ("COD_REFUSALS", "refused cash-on-delivery orders before"),
-    ("orders_lifetime", "low"): ("FEW_PAST_ORDERS", "few past orders"),
-    ("order_addresses_30d", "high"): ("MANY_ADDRESSES", "many delivery addresses this month"),
-    ("is_cod", "true"): ("CASH_ON_DELIVERY", "cash on delivery"),
-    ("is_card", "true"): ("CARD_PAYMENT", "card payment"),
-    ("is_wallet", "true"): ("MOBILE_WALLET", "mobile wallet payment"),
-    ("night_session_share_30d", "high"): ("NIGHT_ACTIVITY", "mostly active at night"),
-}
 
 _WINDOWS: Final = (
     ("_10m", " in the last 10 minutes"),
@@ -135,10 +85,11 @@ def _code(text: str) -> str:
 class ReasonCoder:
     """Turns (feature, value) pairs into reasons, with the reference data as "usual"."""
 
-    def __init__(self, schema: Schema, reference: FloatArray) -> None:
+    def __init__(self, schema: FeatureSchema, reference: FloatArray) -> None:
         if reference.shape[1] != schema.width:
             raise ValueError(f"reference has {reference.shape[1]} columns for {schema.width}")
         self.schema = schema
+        self.known = schema.monitoring.reason_table()
         self._sorted: dict[int, FloatArray] = {}
         for j, feature in enumerate(schema.features):
             if feature.kind == "numeric":
@@ -180,7 +131,7 @@ class ReasonCoder:
         if direction is None:
             return None
         shown = feature.describe(value)
-        known = KNOWN_REASONS.get((feature.name, direction))
+        known = self.known.get((feature.name, direction))
         if known is not None:
             code, text = known
         else:
@@ -223,7 +174,7 @@ class ReasonCoder:
         return out
 
 
-def _generic(feature: Feature, direction: str) -> tuple[str, str]:
+def _generic(feature: FeatureSpec, direction: str) -> tuple[str, str]:
     words = humanize(feature.name)
     if direction == "missing":
         text = f"{words} unknown"

@@ -22,13 +22,14 @@ from typing import Final
 import numpy as np
 
 from getit_ml.features import context, schemas
+from getit_ml.features.feature_schema import MonitoringHints
 from getit_ml.monitoring.schema import (
-    Feature,
     FeatureKind,
+    FeatureSchema,
+    FeatureSpec,
     FloatArray,
     IntArray,
     Reference,
-    Schema,
 )
 
 #: The default payment mix of a normal week (shares of payments).
@@ -87,7 +88,18 @@ def fraud_feature_types() -> dict[str, str]:
     return types
 
 
-def fraud_schema() -> Schema:
+#: What training writes for a fraud-shaped model, less its reason phrases (those are the fraud
+#: family's; tests and benchmarks pass them in): the output, the classes, the calendar left out
+#: of the drift test.
+FRAUD_SHAPED_HINTS: Final = MonitoringHints(
+    output="fraud_probability",
+    positive_class="fraud",
+    negative_class="genuine",
+    drift_ignored=tuple(context.CALENDAR_CONTEXT_FEATURES),
+)
+
+
+def fraud_schema(hints: MonitoringHints | None = None) -> FeatureSchema:
     kinds: dict[str, FeatureKind] = {
         "int64": "numeric",
         "float64": "numeric",
@@ -98,9 +110,12 @@ def fraud_schema() -> Schema:
     for name, dtype in fraud_feature_types().items():
         kind = kinds[dtype]
         categories = _CATEGORIES.get(name, ("a", "b", "c")) if kind == "categorical" else ()
-        features.append(Feature(name, kind, dtype, categories))
-    return Schema(
-        tuple(features), "is_fraud", {"feature_service": "fraud_scoring_v1", "origin": "synthetic"}
+        features.append(FeatureSpec(name, kind, dtype, categories))
+    return FeatureSchema(
+        tuple(features),
+        "is_fraud",
+        {"feature_service": "fraud_scoring_v1", "origin": "synthetic"},
+        hints or FRAUD_SHAPED_HINTS,
     )
 
 
@@ -113,8 +128,8 @@ class Sample:
 class FraudPopulation:
     """A generator of encoded payments; the same seed gives the same population."""
 
-    def __init__(self, seed: int = 0) -> None:
-        self.schema = fraud_schema()
+    def __init__(self, seed: int = 0, hints: MonitoringHints | None = None) -> None:
+        self.schema = fraud_schema(hints)
         self.seed = seed
         rng = np.random.default_rng(seed)
         # Per-feature parameters fixed by the seed, so every sample comes from one population.
@@ -225,7 +240,7 @@ class FraudPopulation:
         )
 
 
-def fraud_probability(schema: Schema, matrix: FloatArray) -> FloatArray:
+def fraud_probability(schema: FeatureSchema, matrix: FloatArray) -> FloatArray:
     """The synthetic population's true fraud probability: driven only by new device, wallet
     change, the amount against the usual and payments in the last 10 minutes."""
     new_device = np.nan_to_num(matrix[:, schema.index("is_new_device")])

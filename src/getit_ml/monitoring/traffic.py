@@ -1,12 +1,13 @@
-"""Traffic for the monitoring walkthrough: a payload logger, a festival week, and a replay.
+"""Traffic for the monitoring walkthrough: a payload logger, a traffic shift, and a replay.
 
 On Kubernetes the KServe agent beside the predictor sends every request and response to the
 drift detector (``logger: {mode: all}``). On one machine there is no agent, so
 :class:`PayloadLogger` sends the same CloudEvents (HTTP binary mode, the same ``ce-*`` attributes)
-from the client. :func:`festival_week` turns encoded payments into those of a festival week — the
-payment mix moves 20 points from cash on delivery to mobile wallets and amounts go up — and
-:func:`replay` drives normal and drifted traffic through a served predictor with logging on, then
-asks the explainer about the highest-scored payment: what ``make demo`` shows.
+from the client. :func:`shifted_traffic` applies a family's :class:`TrafficShift` to encoded rows
+(fraud's festival week: the payment mix moves 20 points from cash on delivery to mobile wallets
+and amounts go up), and :func:`replay` drives normal and shifted traffic through a served
+predictor with logging on, then asks the explainer about the highest-scored row: what
+``make demo`` shows.
 
 Standard library and numpy only: this runs in the platform environment (the demo) as well.
 """
@@ -21,20 +22,16 @@ import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
 from getit_ml.errors import UserError
+from getit_ml.features.feature_schema import FeatureSchema, FloatArray
 from getit_ml.monitoring.events import EventKind, binary_headers
 from getit_ml.monitoring.predictor import DEFAULT_INPUT_NAME, MissingEncoding, encode_v2_request
-from getit_ml.monitoring.schema import FloatArray, Schema
 
 logger = logging.getLogger(__name__)
-
-WALLETS: Final = ("bkash", "nagad", "rocket")
-#: Points moved from cash on delivery to the wallets in a festival week (bKash and Nagad).
-FESTIVAL_SHIFT: Final[dict[str, float]] = {"cod": -0.20, "bkash": 0.14, "nagad": 0.06}
 
 
 def _post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> tuple[int, Any]:
@@ -92,46 +89,66 @@ class PayloadLogger:
         return identifier
 
 
-def festival_week(
-    schema: Schema,
-    matrix: FloatArray,
-    rng: np.random.Generator,
-    *,
-    amount_factor: float = 1.5,
-    shift: Mapping[str, float] | None = None,
+@dataclass(frozen=True)
+class TrafficShift:
+    """A change of live traffic, applied to encoded rows: what the drift detector must catch.
+
+    A family declares its own (fraud: a festival week moves 20 points of the payment mix from
+    cash on delivery to the wallets and raises amounts by half). Features the schema lacks are
+    left alone.
+    """
+
+    #: Categorical feature -> {category: change of its share}; rows are re-drawn from the mix.
+    mix: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: Categorical feature of ``mix`` -> {boolean feature: the categories for which it is true}
+    #: (``is_wallet`` follows ``payment_method``).
+    indicators: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: Numeric feature -> factor.
+    scale: Mapping[str, float] = field(default_factory=dict)
+    #: Numeric feature holding ``log1p(x)`` -> factor on ``x``.
+    log1p_scale: Mapping[str, float] = field(default_factory=dict)
+    #: Numeric feature -> an amount added to every value.
+    add: Mapping[str, float] = field(default_factory=dict)
+
+
+def shifted_traffic(
+    schema: FeatureSchema, matrix: FloatArray, rng: np.random.Generator, shift: TrafficShift
 ) -> FloatArray:
-    """Encoded payments as in a festival week: payment methods re-drawn so the mix moves by
-    ``shift`` (default: 20 points from cash on delivery to bKash and Nagad), the wallet / card /
-    COD flags following the method, and amounts times ``amount_factor`` (``amount_bdt``,
-    ``amount_log``, ``amount_vs_avg_30d``, ``amount_vs_max_30d`` where the schema has them)."""
+    """``matrix`` (encoded rows) as the traffic after ``shift``."""
     out = np.array(matrix, dtype=np.float64, copy=True)
     names = set(schema.feature_names)
-    if "payment_method" in names:
-        column = schema.index("payment_method")
-        methods = schema.feature("payment_method").categories
+    for feature, changes in shift.mix.items():
+        if feature not in names:
+            continue
+        column = schema.index(feature)
+        categories = schema.feature(feature).categories
         codes = out[:, column]
         present = ~np.isnan(codes)
-        counts = np.bincount(codes[present].astype(int), minlength=len(methods))
+        counts = np.bincount(codes[present].astype(int), minlength=len(categories))
         mix = counts / max(1, counts.sum())
-        for method, change in (shift or FESTIVAL_SHIFT).items():
-            if method in methods:
-                mix[methods.index(method)] += change
+        for category, change in changes.items():
+            if category in categories:
+                mix[categories.index(category)] += change
         mix = np.clip(mix, 0.0, None)
         if mix.sum() <= 0:
-            raise UserError("festival_week: the payment mix is empty after the shift")
+            raise UserError(f"traffic shift: the mix of {feature} is empty after the shift")
         mix /= mix.sum()
-        codes[present] = rng.choice(len(methods), size=int(present.sum()), p=mix)
+        codes[present] = rng.choice(len(categories), size=int(present.sum()), p=mix)
         out[:, column] = codes
-        chosen = np.array([methods[int(c)] if not np.isnan(c) else "" for c in codes])
-        for flag, members in (("is_wallet", WALLETS), ("is_card", ("card",)), ("is_cod", ("cod",))):
+        chosen = np.array([categories[int(c)] if not np.isnan(c) else "" for c in codes])
+        for flag, members in shift.indicators.get(feature, {}).items():
             if flag in names:
                 out[present, schema.index(flag)] = np.isin(chosen[present], members)
-    for name in ("amount_bdt", "amount_vs_avg_30d", "amount_vs_max_30d"):
-        if name in names:
-            out[:, schema.index(name)] *= amount_factor
-    if "amount_log" in names:
-        column = schema.index("amount_log")
-        out[:, column] = np.log1p(np.expm1(out[:, column]) * amount_factor)
+    for feature, factor in shift.scale.items():
+        if feature in names:
+            out[:, schema.index(feature)] *= factor
+    for feature, factor in shift.log1p_scale.items():
+        if feature in names:
+            column = schema.index(feature)
+            out[:, column] = np.log1p(np.expm1(out[:, column]) * factor)
+    for feature, amount in shift.add.items():
+        if feature in names:
+            out[:, schema.index(feature)] += amount
     return out
 
 

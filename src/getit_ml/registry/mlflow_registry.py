@@ -478,17 +478,22 @@ def alias_version(config: RegistryConfig, name: str, alias: str = CHAMPION) -> s
         return None
 
 
-def _run_metric(mlflow_client: MlflowClient, run_id: str | None, metric: str) -> float | None:
+def _run_metric(
+    mlflow_client: MlflowClient, run_id: str | None, metric: str | None
+) -> tuple[str, float | None]:
+    """``metric`` of the version's run, or (``metric`` None) the run's own promotion metric (its
+    ``promotion_metric`` parameter, else :data:`DEFAULT_METRIC`), with its name."""
     if not run_id:
-        return None
+        return metric or DEFAULT_METRIC, None
     try:
         run = mlflow_client.get_run(run_id)
     except MlflowException as error:
         if _is_missing(error):
-            return None
+            return metric or DEFAULT_METRIC, None
         raise
-    value = run.data.metrics.get(metric)
-    return None if value is None else float(value)
+    name = metric or str(run.data.params.get("promotion_metric") or DEFAULT_METRIC)
+    value = run.data.metrics.get(name)
+    return name, None if value is None else float(value)
 
 
 def _tags(version: ModelVersion) -> dict[str, str]:
@@ -499,18 +504,19 @@ def _info(
     mlflow_client: MlflowClient,
     version: ModelVersion,
     aliases: Mapping[str, tuple[str, ...]],
-    metric: str,
+    metric: str | None,
 ) -> VersionInfo:
     tags = _tags(version)
     number = str(version.version)
     run_id = version.run_id
     created_ms = cast("int | None", version.creation_timestamp) or 0
+    metric_name, value = _run_metric(mlflow_client, run_id, metric)
     return VersionInfo(
         name=version.name,
         version=number,
         aliases=aliases.get(number, ()),
-        metric_name=metric,
-        metric=_run_metric(mlflow_client, run_id, metric),
+        metric_name=metric_name,
+        metric=value,
         sha256=tags.get(TAG_SHA256),
         created=datetime.fromtimestamp(created_ms / 1000, UTC),
         promotion=tags.get(TAG_PROMOTION),
@@ -873,7 +879,7 @@ def promote_if_better(
         number = str(candidate.version)
         model = _registered_model(mlflow_client, name)
         champion_version = _alias_version(model, CHAMPION)
-        challenger_value = _run_metric(mlflow_client, candidate.run_id, metric)
+        _, challenger_value = _run_metric(mlflow_client, candidate.run_id, metric)
         if champion_version == number:
             decision = PromotionDecision(
                 name, number, False, f"version {number} is already the champion", metric,
@@ -887,7 +893,7 @@ def promote_if_better(
             champion_value = None
         if champion_version is not None and champion_value is None:
             champion = _model_version(mlflow_client, name, champion_version)
-            champion_value = _run_metric(mlflow_client, champion.run_id, metric)
+            _, champion_value = _run_metric(mlflow_client, champion.run_id, metric)
         promoted, reason = decide_promotion(
             challenger_value=challenger_value,
             champion_value=champion_value,
@@ -1023,10 +1029,11 @@ def _all_versions(mlflow_client: MlflowClient, name: str) -> list[ModelVersion]:
 
 
 def list_versions(
-    config: RegistryConfig, name: str, *, metric: str = DEFAULT_METRIC, limit: int | None = None
+    config: RegistryConfig, name: str, *, metric: str | None = None, limit: int | None = None
 ) -> list[VersionInfo]:
     """The versions of ``name``, newest first (at most ``limit``), with aliases, ``metric`` from
-    each version's run, checksum, creation time and the last promotion decision."""
+    each version's run (default: the promotion metric the run recorded), checksum, creation
+    time and the last promotion decision."""
     mlflow_client = _existing_client(config)
     model = _registered_model(mlflow_client, name)
     aliases = _aliases_by_version(model)
@@ -1064,7 +1071,7 @@ def resolve(
     *,
     dst_dir: Path | None = None,
     verify: bool = True,
-    metric: str = DEFAULT_METRIC,
+    metric: str | None = None,
 ) -> ResolvedModel:
     """Resolve ``models:/fraud@champion`` (or ``models:/fraud/3``, ``fraud``) to its version and a
     local folder with its artefact: downloaded into ``dst_dir`` if given, else MLflow's choice

@@ -3,8 +3,13 @@
 A new version always becomes ``challenger``. It replaces ``champion`` only if it beats it on the
 promotion metric by the margin, and the comparison is fair: both models are scored on the
 challenger's held-out test set. The champion was evaluated on an older snapshot's test set, whose
-figures are not comparable (a different month, a different fraud mix), so its recorded metric is
-only the fallback when it cannot be re-scored (another feature schema, a missing artefact).
+figures are not comparable (a different month, a different mix), so its recorded metric is only
+the fallback when it cannot be re-scored (another feature schema, a missing artefact).
+
+Nothing here knows a model family: the evaluation folder says which metrics there are, which way
+each is better and which one promotion decides on (``evaluation.json``), and the family's
+trainer is handed in as a :data:`Rescorer` that scores a champion's model folder on this run's
+test set.
 """
 
 from __future__ import annotations
@@ -13,11 +18,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 
 from getit_ml.errors import UserError
 from getit_ml.registry.mlflow_registry import (
@@ -32,23 +32,14 @@ from getit_ml.registry.mlflow_registry import (
     register_model_version,
     resolve,
 )
-from getit_ml.training.evaluation import average_precision, roc_auc
-from getit_ml.training.steps import PART_FILES, read_evaluation
+from getit_ml.training.family import read_evaluation
 
 logger = logging.getLogger(__name__)
 
-#: Metrics that can be recomputed for the champion on the challenger's test set.
-RESCORABLE: Final[dict[str, Callable[[npt.ArrayLike, npt.ArrayLike], float]]] = {
-    "test_auprc": average_precision,
-    "test_roc_auc": roc_auc,
-}
-#: Name fragments of metrics where lower is better; every other metric: higher is better.
-_LOWER_IS_BETTER: Final = ("cost", "brier", "ece", "logloss")
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is the better model."""
-    return not any(fragment in metric for fragment in _LOWER_IS_BETTER)
+#: (a champion's model folder, the promotion metric) -> its value on this run's test set, or
+#: None when the metric cannot be recomputed. A :class:`UserError` means the champion cannot
+#: be scored on this test set (another schema): its recorded value is used.
+Rescorer = Callable[[Path, str], float | None]
 
 
 @dataclass(frozen=True)
@@ -70,26 +61,34 @@ class RegistrationResult:
 
 
 def rescore_champion(
-    config: RegistryConfig, name: str, test_frame: pd.DataFrame, metric: str
+    config: RegistryConfig, name: str, metric: str, rescore: Rescorer
 ) -> ChampionScore | None:
-    """Score the current champion on ``test_frame`` (None when there is no champion)."""
-    from getit_ml.training.xgb import load_model, predict_proba
-
+    """Score the current champion with ``rescore`` (None when there is no champion)."""
     version = alias_version(config, name, CHAMPION)
     if version is None:
         return None
-    score = RESCORABLE.get(metric)
-    if score is None:
-        return ChampionScore(version, None, f"{metric} cannot be re-scored: its record is used")
     try:
         resolved = resolve(config, f"models:/{name}/{version}")
-        booster, schema = load_model(resolved.path)
-        scores = predict_proba(booster, schema, test_frame)
-        labels = test_frame[schema.label].astype(bool).to_numpy()
+        value = rescore(resolved.path, metric)
     except (UserError, UnknownVersionError, KeyError) as error:
         return ChampionScore(version, None, f"could not re-score version {version}: {error}")
-    value = float(score(labels, np.asarray(scores)))
-    return ChampionScore(version, value, f"version {version} re-scored on this test set")
+    if value is None:
+        return ChampionScore(version, None, f"{metric} cannot be re-scored: its record is used")
+    return ChampionScore(version, float(value), f"version {version} re-scored on this test set")
+
+
+def metric_is_higher_better(evaluation: Mapping[str, object], metric: str) -> bool:
+    """The direction the evaluation declared for ``metric``; a clear error when it declared
+    none (a metric without a direction cannot decide a promotion)."""
+    directions = evaluation.get("directions")
+    if not isinstance(directions, Mapping) or metric not in directions:
+        raise UserError(
+            f"the evaluation declares no direction for {metric!r}: it cannot decide promotion"
+        )
+    direction = directions[metric]
+    if direction not in ("maximize", "minimize"):
+        raise UserError(f"direction of {metric!r} is {direction!r}, not maximize or minimize")
+    return bool(direction == "maximize")
 
 
 def register_and_promote(
@@ -98,27 +97,29 @@ def register_and_promote(
     name: str,
     model_dir: Path,
     evaluation_dir: Path,
-    training_dir: Path,
     lineage: Lineage,
     params: Mapping[str, object],
     experiment: str,
-    metric: str,
+    rescore: Rescorer,
     margin: float,
+    metric: str | None = None,
     run_name: str | None = None,
 ) -> RegistrationResult:
     """Register ``model_dir`` with the evaluation's metrics and plots, point ``challenger`` at
-    it, and promote it to ``champion`` if it beats the champion (re-scored on this test set)."""
+    it, and promote it to ``champion`` if it beats the champion (re-scored on this test set)
+    on ``metric`` (default: the promotion metric the evaluation names)."""
     evaluation = read_evaluation(evaluation_dir)
     metrics = {str(k): float(v) for k, v in evaluation["metrics"].items()}
-    if metric not in metrics:
+    chosen = metric or evaluation.get("promotion_metric")
+    if not isinstance(chosen, str) or not chosen:
+        raise UserError("no promotion metric: the evaluation names none and none was given")
+    if chosen not in metrics:
         raise UserError(
-            f"promotion metric {metric!r} is not among the evaluation's metrics "
+            f"promotion metric {chosen!r} is not among the evaluation's metrics "
             f"({', '.join(sorted(metrics)[:8])}, ...)"
         )
-    test_file = training_dir / PART_FILES["test"]
-    if not test_file.is_file():
-        raise UserError(f"{training_dir} has no {PART_FILES['test']}: is it a training set?")
-    champion = rescore_champion(config, name, pd.read_parquet(test_file), metric)
+    higher_is_better = metric_is_higher_better(evaluation, chosen)
+    champion = rescore_champion(config, name, chosen, rescore)
     if champion is not None:
         logger.info("%s champion: %s", name, champion.note)
     registered = register_model_version(
@@ -126,7 +127,7 @@ def register_and_promote(
         name=name,
         model_dir=model_dir,
         metrics=metrics,
-        params=params,
+        params={**params, "promotion_metric": chosen},
         lineage=lineage,
         experiment=experiment,
         run_name=run_name,
@@ -136,9 +137,9 @@ def register_and_promote(
         config,
         name,
         registered.version,
-        metric=metric,
+        metric=chosen,
         margin=margin,
-        higher_is_better=higher_is_better(metric),
+        higher_is_better=higher_is_better,
         champion_value=None if champion is None else champion.value,
         champion_value_for=None if champion is None else champion.version,
     )
@@ -159,6 +160,7 @@ def render_decision(result: RegistrationResult) -> str:
     if result.champion_score is not None:
         lines.append(f"- champion: {result.champion_score.note}")
     lines += ["", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" for k, v in sorted(result.metrics.items())
-              if k.startswith("test_")]  # fmt: skip
+    lines += [
+        f"| {k} | {v:.4f} |" for k, v in sorted(result.metrics.items()) if k.startswith("test_")
+    ]
     return "\n".join(lines) + "\n"

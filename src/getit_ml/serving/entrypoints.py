@@ -1,4 +1,4 @@
-"""Command lines of the two model servers, built on KServe's own argument parser.
+"""Command lines of the model servers, built on KServe's own argument parser.
 
 ``kserve.model_server.parser`` brings KServe's flags (``--http_port``, ``--grpc_port``,
 ``--model_name``, ``--predictor_host``, ``--predictor_protocol``, ``--enable_grpc``, ...), so the
@@ -6,6 +6,11 @@ servers take the arguments the KServe controller passes to any predictor or tran
 added on top. ``--server fast`` (the default) serves through :mod:`getit_ml.serving.server`;
 ``--server kserve`` hands the ``kserve.Model`` to a stock ``kserve.ModelServer`` instead (same
 model code, KServe's REST/gRPC front ends, for comparison or as a fallback).
+
+The one entry point of each server is its ``inference_services/<server>/__main__.py`` (what the
+containers run and what :mod:`getit_ml.serving.launcher` starts on one machine): it parses with
+the parser here, builds its ``kserve.Model`` adapter around what :func:`scorer_loader` or
+:func:`build_transformer` make, and calls :func:`serve`.
 """
 
 from __future__ import annotations
@@ -19,10 +24,19 @@ from typing import Any
 from getit_ml.errors import UserError
 from getit_ml.serving.protocol import DEFAULT_MAX_BODY_BYTES
 from getit_ml.serving.repository import ModelRepository, ServedModel
-from getit_ml.serving.scorer import DEFAULT_MODEL_NAME, FraudScorer, ScorerOptions, load_scorer
+from getit_ml.serving.runtime import ServingSpec
+from getit_ml.serving.scorer import (
+    DEFAULT_MODEL_NAME,
+    BinaryTabularScorer,
+    ScorerOptions,
+    load_scorer,
+)
 from getit_ml.serving.server import ServerOptions, run_forever
 
 logger = logging.getLogger(__name__)
+
+#: KServe's parser defaults ``--model_name`` to this; ours then take the family's name.
+KSERVE_DEFAULT_NAME = "model"
 
 
 def _flag(value: str) -> bool:
@@ -35,7 +49,12 @@ def _flag(value: str) -> bool:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(model_name=DEFAULT_MODEL_NAME)
+    parser.add_argument(
+        "--family",
+        default=None,
+        help="Model family served (getit_ml.families): its request, feature service and head; "
+        "default: --model_name.",
+    )
     parser.add_argument(
         "--server",
         choices=["fast", "kserve"],
@@ -61,14 +80,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log_level", default="INFO", help="getit_ml log level.")
 
 
+def model_name(args: argparse.Namespace) -> str:
+    """The served model's name: ``--model_name``, else the family's, else ``model``."""
+    name = str(args.model_name)
+    if name == KSERVE_DEFAULT_NAME and args.family:
+        return str(args.family)
+    return name or DEFAULT_MODEL_NAME
+
+
+def family_name(args: argparse.Namespace) -> str:
+    """``--family``, else the model's name (an InferenceService is named after its family)."""
+    return str(args.family or args.model_name)
+
+
 def scorer_parser() -> argparse.ArgumentParser:
-    """KServe's parser plus the fraud scorer's flags."""
+    """KServe's parser plus the binary tabular scorer's flags."""
     from kserve import model_server  # type: ignore[import-untyped]
 
     parser = argparse.ArgumentParser(
-        prog="fraud_scorer",
+        prog="xgboost_scorer",
         parents=[model_server.parser],
-        description="The fraud scorer: a KServe v2 predictor for the registered XGBoost model.",
+        description="The xgboost-binary runtime: a KServe v2 predictor for a registered binary "
+        "XGBoost model of any family (fraud, churn).",
     )
     _common(parser)
     source = parser.add_mutually_exclusive_group()
@@ -99,13 +132,14 @@ def transformer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="feature_transformer",
         parents=[model_server.parser],
-        description="The Feast feature transformer in front of the fraud scorer.",
+        description="The Feast feature transformer in front of a family's model.",
     )
     _common(parser)
     parser.set_defaults(predictor_protocol="v2")
     parser.add_argument(
         "--feature_store",
-        help="Folder of the embedded feature store (default: GETIT_ML_HOME/features).",
+        help="Folder of the embedded feature store (default: the family's demo store under "
+        "GETIT_ML_HOME/features).",
     )
     parser.add_argument(
         "--feature_store_profile",
@@ -113,16 +147,23 @@ def transformer_parser() -> argparse.ArgumentParser:
         default="embedded",
         help="production: Redis online store and PostgreSQL registry from the settings.",
     )
-    parser.add_argument("--feature_service", default="fraud_scoring_v1")
     parser.add_argument(
-        "--predictor_timeout", type=float, default=60.0, help="Seconds to wait for the scorer."
+        "--feature_service", default=None, help="Feast feature service (default: the family's)."
+    )
+    parser.add_argument(
+        "--predictor_timeout",
+        type=float,
+        default=60.0,
+        help="Seconds to wait for the scorer: at start-up until it is ready, and per call.",
     )
     return parser
 
 
 def scorer_options(args: argparse.Namespace) -> ScorerOptions:
+    name = model_name(args)
     return ScorerOptions(
-        name=args.model_name,
+        # Neither --model_name nor --family: the model is named after its family.
+        name=None if name == KSERVE_DEFAULT_NAME else name,
         threshold=args.threshold,
         max_rows=args.max_rows,
         nthread=args.xgb_nthread,
@@ -130,7 +171,7 @@ def scorer_options(args: argparse.Namespace) -> ScorerOptions:
     )
 
 
-def scorer_loader(args: argparse.Namespace) -> Callable[[], FraudScorer]:
+def scorer_loader(args: argparse.Namespace) -> Callable[[], BinaryTabularScorer]:
     """What loads the scorer the arguments name (also the repository extension's loader)."""
     options = scorer_options(args)
     if args.model_uri:
@@ -149,21 +190,46 @@ def scorer_loader(args: argparse.Namespace) -> Callable[[], FraudScorer]:
         return lambda: load_scorer(
             model_dir=model_dir, expected_sha256=args.expected_sha256, options=options
         )
-    raise UserError("give the model: --model_uri models:/fraud@champion or --model_dir PATH")
+    raise UserError("give the model: --model_uri models:/<family>@champion or --model_dir PATH")
 
 
-def open_feature_store(args: argparse.Namespace) -> Any:
+def open_feature_store(args: argparse.Namespace, default_root: Path | None = None) -> Any:
+    """The Feast store the arguments name: ``--feature_store`` (else ``default_root``, else
+    ``GETIT_ML_HOME/features``) with the ``--feature_store_profile``."""
     from getit_ml.features.store import Profile, open_store
     from getit_ml.settings import load_settings
 
     settings = load_settings()
-    root = Path(args.feature_store) if args.feature_store else settings.home / "features"
+    root = Path(args.feature_store) if args.feature_store else default_root
+    root = root if root is not None else settings.home / "features"
     if not (root / "data").is_dir() and args.feature_store_profile == "embedded":
         raise UserError(
             f"no feature store at {root}: build one (getit-ml features build / apply / "
             "materialize, or run the demo) or pass --feature_store"
         )
     return open_store(settings, root, Profile(args.feature_store_profile))
+
+
+def build_transformer(
+    args: argparse.Namespace, serving: ServingSpec, default_store: Path | None = None
+) -> Any:
+    """The feature transformer the arguments describe, for a family's serving declaration
+    (not yet connected: the caller's ``load`` waits for the scorer)."""
+    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
+
+    if not args.predictor_host:
+        raise UserError("give the scorer: --predictor_host HOST:PORT")
+    if args.predictor_timeout <= 0:
+        raise UserError(f"--predictor_timeout must be positive (got {args.predictor_timeout})")
+    service = args.feature_service or serving.feature_service
+    return FeatureTransformer(
+        FeastLookup(open_feature_store(args, default_store), service),
+        predictor_client(
+            args.predictor_host, args.predictor_protocol, timeout_s=args.predictor_timeout
+        ),
+        serving.request,
+        name=model_name(args),
+    )
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
@@ -174,6 +240,19 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         max_body_bytes=args.max_body_bytes,
         grace_period_s=args.grace_period,
     )
+
+
+def serve(
+    models: Sequence[Any],
+    args: argparse.Namespace,
+    loaders: dict[str, Callable[[], ServedModel]] | None = None,
+) -> None:
+    """Serve ``kserve.Model`` adapters until SIGTERM: on our fast servers, or with
+    ``--server kserve`` on a stock ``kserve.ModelServer``."""
+    if args.server == "kserve":
+        serve_kserve(models, args)
+    else:
+        serve_models(models, args, loaders)
 
 
 def serve_models(
@@ -209,29 +288,3 @@ def configure(args: argparse.Namespace) -> None:
     from getit_ml.log import configure_logging
 
     configure_logging(str(args.log_level).upper())
-
-
-def run_scorer(argv: Sequence[str] | None = None) -> None:
-    """``python -m getit_ml.serving scorer ...``: the fraud scorer on the fast servers."""
-    args = scorer_parser().parse_args(argv)
-    configure(args)
-    loader = scorer_loader(args)
-    serve_models([loader()], args, {args.model_name: loader})
-
-
-def run_transformer(argv: Sequence[str] | None = None) -> None:
-    """``python -m getit_ml.serving transformer ...``: the feature transformer."""
-    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
-
-    args = transformer_parser().parse_args(argv)
-    configure(args)
-    if not args.predictor_host:
-        raise UserError("give the scorer: --predictor_host HOST:PORT")
-    lookup = FeastLookup(open_feature_store(args), args.feature_service)
-    transformer = FeatureTransformer(
-        lookup,
-        predictor_client(args.predictor_host, args.predictor_protocol),
-        name=args.model_name,
-    )
-    transformer.connect(args.predictor_timeout)
-    serve_models([transformer], args)

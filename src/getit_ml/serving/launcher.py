@@ -1,33 +1,35 @@
-"""Local serving: the fraud scorer (and its feature transformer) as processes on this machine.
+"""Local serving: a family's model server (and its feature transformer) as processes here.
 
-What ``getit-ml serve fraud`` and the demo run: the scorer in one process; with the transformer,
-the transformer takes the public ports and the scorer moves to ``predictor_http_port`` /
-``predictor_grpc_port`` behind it — two processes, as two containers would be on Kubernetes.
-:meth:`LocalServing.stop` sends SIGTERM, and the servers drain in-flight requests before exiting.
+What ``getit-ml serve FAMILY`` and the demo run: the runtime's server
+(``python -m inference_services.<server>``, the same entry point as its container) in one
+process; with the transformer, the transformer takes the public ports and the scorer moves to
+``predictor_http_port`` / ``predictor_grpc_port`` behind it — two processes, as two containers
+would be on Kubernetes. :meth:`LocalServing.stop` sends SIGTERM, and the servers drain in-flight
+requests before exiting.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from getit_ml.errors import UserError
+from getit_ml.processes import ManagedProcess, module_command
+from getit_ml.serving.runtime import RUNTIME_SERVERS, TRANSFORMER_SERVER
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    model_uri: str | None = "models:/fraud@champion"
+    #: The family served: the model's name, its request and feature service.
+    family: str
+    #: The family's serving runtime (which server loads its model).
+    runtime: str = "xgboost-binary"
+    #: Registry reference; ``None`` with no ``model_dir``: the family's champion.
+    model_uri: str | None = None
     model_dir: Path | None = None
     tracking_uri: str | None = None
     with_transformer: bool = False
@@ -46,11 +48,15 @@ class LaunchOptions:
     start_timeout_s: float = 120.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def model_reference(self) -> str:
+        return self.model_uri or f"models:/{self.family}@champion"
+
 
 @dataclass
 class ServerProcess:
     role: str
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     http_port: int
     grpc_port: int
 
@@ -63,6 +69,8 @@ class LocalServing:
     """The running processes; a context manager that always stops them."""
 
     def __init__(self, options: LaunchOptions) -> None:
+        if options.runtime not in RUNTIME_SERVERS:
+            raise UserError(f"unknown serving runtime {options.runtime!r}")
         self.options = options
         self.processes: list[ServerProcess] = []
 
@@ -71,68 +79,79 @@ class LocalServing:
         """The process clients talk to (the transformer when there is one)."""
         return self.processes[-1]
 
-    def _spawn(self, role: str, args: list[str], http_port: int, grpc_port: int) -> ServerProcess:
-        command = [sys.executable, "-m", "getit_ml.serving", role,
-                   "--http_port", str(http_port), "--grpc_port", str(grpc_port),
-                   "--host", self.options.host, "--log_level", self.options.log_level,
-                   *args]  # fmt: skip
-        if self.options.max_body_bytes is not None:
-            command += ["--max_body_bytes", str(self.options.max_body_bytes)]
-        if self.options.enable_repository_extension:
-            command += ["--enable_repository_extension", "true"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", **self.options.extra_env}
-        logger.info("starting the %s: %s", role, " ".join(command))
-        process = subprocess.Popen(command, env=env)
+    def _spawn(
+        self, role: str, module: str, args: list[str], http_port: int, grpc_port: int
+    ) -> ServerProcess:
+        o = self.options
+        arguments = [
+            "--model_name",
+            o.family,
+            "--family",
+            o.family,
+            "--http_port",
+            str(http_port),
+            "--grpc_port",
+            str(grpc_port),
+            "--host",
+            o.host,
+            "--log_level",
+            o.log_level,
+            *args,
+        ]
+        if o.max_body_bytes is not None:
+            arguments += ["--max_body_bytes", str(o.max_body_bytes)]
+        if o.enable_repository_extension:
+            arguments += ["--enable_repository_extension", "true"]
+        process = ManagedProcess(
+            module_command(module, arguments),
+            name=f"{o.family} {role}",
+            ready_url=f"http://127.0.0.1:{http_port}/v2/health/ready",
+            env={"OMP_NUM_THREADS": "1", **o.extra_env},
+            in_repository=True,
+            start_timeout_s=o.start_timeout_s,
+        )
         server = ServerProcess(role, process, http_port, grpc_port)
         self.processes.append(server)
+        process.spawn()
         return server
-
-    def _wait_ready(self, server: ServerProcess) -> None:
-        deadline = time.monotonic() + self.options.start_timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                code = server.process.poll()
-                if code is not None:
-                    raise UserError(f"the {server.role} exited with status {code} while starting")
-                try:
-                    if client.get(f"{server.url}/v2/health/ready").status_code == 200:
-                        logger.info("%s ready on %s", server.role, server.url)
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-        raise UserError(f"the {server.role} was not ready within {self.options.start_timeout_s}s")
 
     def start(self) -> LocalServing:
         o = self.options
-        if (o.model_uri is None) == (o.model_dir is None) and o.model_dir is None:
-            raise UserError("give a model: a registry URI or a model folder")
         scorer_args = (
             ["--model_dir", str(o.model_dir)]
             if o.model_dir is not None
-            else ["--model_uri", str(o.model_uri)]
+            else ["--model_uri", o.model_reference]
         )
         if o.tracking_uri and o.model_dir is None:
             scorer_args += ["--tracking_uri", o.tracking_uri]
         if o.threshold is not None:
             scorer_args += ["--threshold", repr(o.threshold)]
+        server = RUNTIME_SERVERS[o.runtime]
         try:
             if not o.with_transformer:
-                self._wait_ready(self._spawn("scorer", scorer_args, o.http_port, o.grpc_port))
+                self._spawn("scorer", server, scorer_args, o.http_port, o.grpc_port)
+                self.entry.process.wait_ready()
                 return self
             p_http = o.predictor_http_port or o.http_port + 10
             p_grpc = o.predictor_grpc_port or o.grpc_port + 10
-            scorer = self._spawn("scorer", scorer_args, p_http, p_grpc)
+            scorer = self._spawn("scorer", server, scorer_args, p_http, p_grpc)
             host = f"127.0.0.1:{p_http}" if o.predictor_protocol == "v2" else f"127.0.0.1:{p_grpc}"
-            transformer_args = ["--predictor_host", host,
-                                "--predictor_protocol", o.predictor_protocol,
-                                "--predictor_timeout", str(o.start_timeout_s)]  # fmt: skip
+            transformer_args = [
+                "--predictor_host",
+                host,
+                "--predictor_protocol",
+                o.predictor_protocol,
+                "--predictor_timeout",
+                str(o.start_timeout_s),
+            ]
             if o.feature_store is not None:
                 transformer_args += ["--feature_store", str(o.feature_store)]
             # Both start at once: the transformer waits for the scorer to be ready by itself.
-            transformer = self._spawn("transformer", transformer_args, o.http_port, o.grpc_port)
-            self._wait_ready(scorer)
-            self._wait_ready(transformer)
+            transformer = self._spawn(
+                "transformer", TRANSFORMER_SERVER, transformer_args, o.http_port, o.grpc_port
+            )
+            scorer.process.wait_ready()
+            transformer.process.wait_ready()
         except BaseException:
             self.stop()
             raise
@@ -142,19 +161,14 @@ class LocalServing:
         """SIGTERM every process (transformer first), wait for each; their exit codes."""
         codes: dict[str, int | None] = {}
         for server in reversed(self.processes):
-            if server.process.poll() is None:
-                server.process.send_signal(signal.SIGTERM)
-            try:
-                codes[server.role] = server.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.error("the %s did not stop in %ss: killing it", server.role, timeout_s)
-                server.process.kill()
-                codes[server.role] = server.process.wait()
+            codes[server.role] = server.process.stop(timeout_s)
         self.processes.clear()
         return codes
 
     def wait(self) -> int | None:
         """Block until a process exits (the CLI's foreground mode); its exit code."""
+        import time
+
         while True:
             for server in self.processes:
                 code = server.process.poll()

@@ -1,4 +1,7 @@
-"""The fraud scorer: v2 inputs to an encoded matrix, XGBoost ``inplace_predict``, checked scores.
+"""The binary tabular scorer: v2 inputs to an encoded matrix, XGBoost ``inplace_predict``, checked
+scores. It serves every family of the ``xgboost-binary`` runtime (fraud, churn): everything it
+needs to know of one — the features, their encodings, the name of its probability output — is in
+the model folder's feature schema.
 
 Two input forms (never mixed in one request):
 
@@ -15,7 +18,8 @@ client cannot pass garbage off as "missing"): an optional ``BOOL`` input ``missi
 default branch, as the model was trained (:class:`~getit_ml.training.dataset.FeatureSchema`
 encodes missing as NaN).
 
-Outputs: ``fraud_probability`` (FP64 ``[N]``) and ``decision`` (BOOL ``[N]``, probability at or
+Outputs: the positive class's probability (FP64 ``[N]``, named by the schema's monitoring hints:
+``fraud_probability``, ``churn_probability``) and ``decision`` (BOOL ``[N]``, probability at or
 above the threshold); the response carries ``model_version`` and ``parameters.threshold``. A score
 that is not a finite probability is never returned: the request fails with 500.
 """
@@ -33,6 +37,7 @@ import numpy as np
 import xgboost as xgb
 
 from getit_ml.errors import UserError
+from getit_ml.features.feature_schema import FeatureSchema, FloatArray
 from getit_ml.serving.forest import MAX_FLAT_ROWS, verified_forest
 from getit_ml.serving.protocol import (
     INTEGER_TYPES,
@@ -48,7 +53,6 @@ from getit_ml.serving.protocol import (
     select_outputs,
     tensor_metadata,
 )
-from getit_ml.training.dataset import FeatureSchema, FloatArray
 from getit_ml.training.xgb import load_model
 
 if TYPE_CHECKING:
@@ -56,21 +60,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME: Final = "fraud"
+DEFAULT_MODEL_NAME: Final = "model"
 DEFAULT_THRESHOLD: Final = 0.5
 #: Schema metadata key a training pipeline may set to carry its chosen decision threshold.
 THRESHOLD_METADATA_KEY: Final = "decision_threshold"
 DEFAULT_MAX_ROWS: Final = 10_000
 BATCH_INPUT: Final = "features"
 MISSING_INPUT: Final = "missing"
-PROBABILITY_OUTPUT: Final = "fraud_probability"
 DECISION_OUTPUT: Final = "decision"
 PLATFORM: Final = "xgboost_json"
 
 
 @dataclass(frozen=True)
 class ScorerOptions:
-    name: str = DEFAULT_MODEL_NAME
+    #: ``None``: the family the model was trained for (its schema's metadata), else ``model``.
+    name: str | None = None
     #: ``None``: the schema's ``decision_threshold`` metadata, else :data:`DEFAULT_THRESHOLD`.
     threshold: float | None = None
     max_rows: int = DEFAULT_MAX_ROWS
@@ -81,8 +85,9 @@ class ScorerOptions:
     engine: str = "auto"
 
 
-class FraudScorer:
-    """A loaded fraud model that answers v2 inference requests (see the module docstring)."""
+class BinaryTabularScorer:
+    """A loaded binary XGBoost model that answers v2 inference requests (see the module
+    docstring)."""
 
     def __init__(
         self,
@@ -108,10 +113,11 @@ class FraudScorer:
         self._forest = verified_forest(booster) if options.engine == "auto" else None
         #: What scores small batches: ``flat-forest`` or ``xgboost``.
         self.engine = "xgboost" if self._forest is None else "flat-forest"
-        self.name = options.name
+        self.name = options.name or schema.metadata.get("family") or DEFAULT_MODEL_NAME
         self.version = version
         self.threshold = threshold
         self.schema = schema
+        self.probability_output = schema.monitoring.output
         self.max_rows = options.max_rows
         self.ready = True
         self._booster = booster
@@ -137,7 +143,7 @@ class FraudScorer:
                 tensor_metadata(MISSING_INPUT, "BOOL", [-1, self._width]),
             ],
             [
-                tensor_metadata(PROBABILITY_OUTPUT, "FP64", [-1]),
+                tensor_metadata(self.probability_output, "FP64", [-1]),
                 tensor_metadata(DECISION_OUTPUT, "BOOL", [-1]),
             ],
         )
@@ -153,7 +159,7 @@ class FraudScorer:
         matrix = self.encode(request)
         probability = self.predict(matrix)
         outputs = (
-            OutputTensor(PROBABILITY_OUTPUT, "FP64", probability),
+            OutputTensor(self.probability_output, "FP64", probability),
             OutputTensor(DECISION_OUTPUT, "BOOL", probability >= self.threshold),
         )
         return InferenceResponse(
@@ -190,7 +196,7 @@ class FraudScorer:
         return matrix
 
     def predict(self, matrix: FloatArray) -> FloatArray:
-        """Fraud probabilities; a 500 :class:`ProtocolError` unless all are finite in [0, 1]."""
+        """Probabilities; a 500 :class:`ProtocolError` unless all are finite in [0, 1]."""
         try:
             if self._forest is not None and matrix.shape[0] <= MAX_FLAT_ROWS:
                 raw = self._forest.predict(matrix)
@@ -338,8 +344,8 @@ def load_scorer(
     registry: RegistryConfig | None = None,
     expected_sha256: str | None = None,
     options: ScorerOptions = ScorerOptions(),
-) -> FraudScorer:
-    """Load the fraud model from the registry (``models:/fraud@champion``) or a folder.
+) -> BinaryTabularScorer:
+    """Load a model from the registry (``models:/fraud@champion``) or a folder.
 
     From the registry the artefact's SHA-256 must equal the registry's record
     (:class:`~getit_ml.registry.mlflow_registry.ArtifactMismatchError` otherwise: nothing is
@@ -367,15 +373,15 @@ def load_scorer(
             verify_artifact(path, expected_sha256)
         version = _short_digest(path)
     booster, schema = load_model(path)
-    scorer = FraudScorer(booster, schema, version=version, options=options)
+    scorer = BinaryTabularScorer(booster, schema, version=version, options=options)
     logger.info(
-        "fraud scorer %s version %s: %d features, threshold %.4f, engine %s, from %s",
+        "scorer %s version %s: %d features, threshold %.4f, engine %s, from %s",
         scorer.name, version, len(schema.features), scorer.threshold, scorer.engine, path,
     )  # fmt: skip
     return scorer
 
 
-def describe(scorer: FraudScorer) -> Mapping[str, str]:
+def describe(scorer: BinaryTabularScorer) -> Mapping[str, str]:
     """A few facts for logs and the demo's summary."""
     return {
         "model": scorer.name,

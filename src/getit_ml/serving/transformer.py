@@ -1,21 +1,24 @@
-"""The feature transformer: checkout fields in, fraud score out (Feast online store, then v2).
+"""The feature transformer: request fields in, the model's answer out (Feast, then v2).
 
-A checkout service knows the customer, the device, the amount and the payment rail — not the
-model's hundred-odd features. The transformer (KServe's pre-processing step, in its own process
-in front of the scorer):
+A caller knows ids and a few facts of the moment (a checkout's amount and payment rail), not the
+model's hundred-odd features. The transformer (KServe's pre-processing step, in its own process in
+front of the scorer) is the same for every family; it takes the family's request declaration
+(:class:`~getit_ml.serving.runtime.ServingSpec`) and its Feast feature service:
 
-1. decodes the checkout request (v2 named inputs, see :data:`CHECKOUT_INPUTS`; ``[N]`` rows);
-2. reads the ``fraud_scoring_v1`` feature views online for each ``customer_id`` / ``device_id``
-   (:class:`FeastLookup`: one ``get_online_features`` over the views' feature references, plus
-   the view features the on-demand views consume);
-3. adds the on-demand context with the very functions the feature repository's on-demand views
-   run (:func:`getit_ml.features.context.calendar_context_view` and
-   :func:`~getit_ml.features.context.transaction_context_view`), so serving equals training;
+1. decodes the request (v2 named inputs, ``[N]`` rows) against the declared inputs, filling the
+   optional ones with their defaults;
+2. reads the feature service's feature views online for each row's entity keys — the join keys
+   of the service's views, found in the Feast registry (:class:`FeastLookup`: one
+   ``get_online_features`` over the views' feature references, plus the view features the
+   on-demand views consume);
+3. adds the on-demand features with the very functions the feature repository's on-demand views
+   run (:data:`getit_ml.features.context.ON_DEMAND_FUNCTIONS`, found by the name of each view's
+   body), so serving equals training;
 4. sends every model input by name to the scorer over v2 REST or gRPC, with the ``missing`` mask
    for values the store did not have (unknown customer, expired feature, null): the scorer turns
    them into NaN, the way the model was trained — never a crash, never a made-up value;
-5. returns the scorer's outputs (probability, decision, model version), adding
-   ``parameters.missing_features`` (how many model inputs were missing, over all rows).
+5. returns the scorer's outputs, adding ``parameters.missing_features`` (how many model inputs
+   were missing, over all rows).
 
 The model's inputs come from the scorer's v2 metadata at start-up, so the transformer needs no
 copy of the model or its schema.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ import numpy as np
 import orjson
 
 from getit_ml.errors import UserError
-from getit_ml.features import context
+from getit_ml.features.context import ON_DEMAND_FUNCTIONS
 from getit_ml.serving.http_client import HttpError, KeepAliveClient
 from getit_ml.serving.protocol import (
     INTEGER_TYPES,
@@ -50,35 +54,45 @@ from getit_ml.serving.protocol import (
     select_outputs,
     tensor_metadata,
 )
+from getit_ml.serving.runtime import RequestInput
 from getit_ml.serving.scorer import DEFAULT_MODEL_NAME, MISSING_INPUT
-from getit_ml.training.dataset import FRAUD_SERVICE
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 logger = logging.getLogger(__name__)
 
-#: The checkout request: v2 input name -> (datatype in metadata, required).
-CHECKOUT_INPUTS: Final[dict[str, tuple[str, bool]]] = {
-    "customer_id": ("INT64", True),
-    "device_id": ("INT64", False),  # default: checkout_device_id
-    "request_ts_us": ("INT64", False),  # default: now
-    "amount_bdt": ("FP64", True),
-    "payment_method": ("BYTES", True),
-    "checkout_device_id": ("INT64", True),
-    "checkout_wallet_account_id": ("INT64", False),  # default: -1, no wallet
-}
-#: On-demand views of the feature repository and the functions that compute them.
-ON_DEMAND: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-    "calendar_context": context.calendar_context_view,
-    "transaction_context": context.transaction_context_view,
-}
-ENTITY_KEYS: Final = ("customer_id", "device_id")
 TRANSFORMER_PLATFORM: Final = "getit-ml-feast-transformer"
+#: An on-demand view's body: columns in (dicts of lists), its features out.
+OnDemand = Callable[[dict[str, Any]], dict[str, Any]]
+_DEF: Final = re.compile(r"def\s+(\w+)\s*\(")
+
+
+def _on_demand_body(service: str, view: Any) -> OnDemand:
+    """Our function that computes on-demand view ``view``, found by its body's name."""
+    transformation = getattr(view, "feature_transformation", None)
+    function = getattr(transformation, "udf", None)
+    name = getattr(function, "__name__", None)
+    if name not in ON_DEMAND_FUNCTIONS:
+        found = _DEF.search(str(getattr(transformation, "udf_string", "") or ""))
+        name = found.group(1) if found else name
+    if name not in ON_DEMAND_FUNCTIONS:
+        raise UserError(
+            f"{service}: no serving code for on-demand view {view.name} (body {name!r}; add it "
+            "to getit_ml.features.context.ON_DEMAND_FUNCTIONS)"
+        )
+    return ON_DEMAND_FUNCTIONS[str(name)]
 
 
 class FeatureLookup(Protocol):
-    """Online feature values for entity rows: column name -> one value per row (None: missing)."""
+    """Online feature values for entity rows: column name -> one value per row (None: missing).
+
+    ``entity_keys`` are the join keys a row needs, ``request_fields`` what the on-demand views
+    read from the request, ``on_demand`` the bodies of the on-demand views to compute."""
+
+    entity_keys: tuple[str, ...]
+    request_fields: tuple[str, ...]
+    on_demand: list[OnDemand]
 
     def read(self, entity_rows: Sequence[Mapping[str, int]]) -> dict[str, list[Any]]: ...
 
@@ -87,36 +101,50 @@ class FeastLookup:
     """Reads a feature service's feature views from a Feast online store (its on-demand views
     are computed by the transformer, not by Feast: same functions, a millisecond less)."""
 
-    def __init__(self, store: FeatureStore, service: str = FRAUD_SERVICE) -> None:
+    def __init__(self, store: FeatureStore, service: str) -> None:
         from feast.errors import FeastError
 
         try:
             feature_service = store.get_feature_service(service, allow_cache=True)
             on_demand = {v.name: v for v in store.list_on_demand_feature_views(allow_cache=True)}
+            views = {v.name: v for v in store.list_feature_views(allow_cache=True)}
         except FeastError as error:
             raise UserError(f"feature service {service!r}: {error}") from None
         refs: list[str] = []
-        self.on_demand: list[str] = []
+        keys: list[str] = []
+        request_fields: list[str] = []
+        self.on_demand: list[OnDemand] = []
+        self.on_demand_outputs: set[str] = set()
         for projection in feature_service.feature_view_projections:
             if projection.name in on_demand:
-                unknown = projection.name not in ON_DEMAND
-                if unknown:
-                    raise UserError(
-                        f"{service}: no serving code for on-demand view {projection.name}"
-                    )
-                self.on_demand.append(projection.name)
-                for source in on_demand[projection.name].source_feature_view_projections.values():
+                view = on_demand[projection.name]
+                self.on_demand.append(_on_demand_body(service, view))
+                self.on_demand_outputs.update(f.name for f in view.features)
+                for source in view.source_feature_view_projections.values():
                     refs.extend(f"{source.name}:{f.name}" for f in source.features)
+                    keys.extend(self._join_keys(views, source.name))
+                for request_source in view.source_request_sources.values():
+                    request_fields.extend(f.name for f in request_source.schema)
             else:
                 refs.extend(f"{projection.name}:{f.name}" for f in projection.features)
+                keys.extend(self._join_keys(views, projection.name))
         self.refs = list(dict.fromkeys(refs))
+        self.entity_keys = tuple(dict.fromkeys(keys))
+        self.request_fields = tuple(dict.fromkeys(request_fields))
         self.store = store
         self.service = service
 
+    @staticmethod
+    def _join_keys(views: Mapping[str, Any], name: str) -> list[str]:
+        view = views.get(name)
+        if view is None:
+            raise UserError(f"feature view {name!r} is not in the registry")
+        return [column.name for column in view.entity_columns]
+
     @property
     def feature_names(self) -> set[str]:
-        """Every column a read returns."""
-        return {ref.partition(":")[2] for ref in self.refs}
+        """Every column a read returns, and what the on-demand views add."""
+        return {ref.partition(":")[2] for ref in self.refs} | self.on_demand_outputs
 
     def read(self, entity_rows: Sequence[Mapping[str, int]]) -> dict[str, list[Any]]:
         from feast.errors import FeastError
@@ -142,87 +170,73 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-def _checkout_column(request: InferenceRequest, name: str, rows: int | None) -> list[Any] | None:
-    tensor = request.input(name)
+def _request_column(
+    request: InferenceRequest, spec: RequestInput, rows: int | None
+) -> list[Any] | None:
+    tensor = request.input(spec.name)
     if tensor is None:
         return None
-    datatype, _ = CHECKOUT_INPUTS[name]
+    name = spec.name
     shape = tensor.shape
     if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
         raise bad_request(f"input {name!r}: shape {list(shape)} must be [N] or [N, 1]")
     if rows is not None and shape[0] != rows:
         raise bad_request(f"input {name!r}: {shape[0]} rows, other inputs have {rows}")
-    if datatype == "INT64" and tensor.datatype not in INTEGER_TYPES:
+    if spec.datatype == "INT64" and tensor.datatype not in INTEGER_TYPES:
         raise bad_request(f"input {name!r}: datatype must be an integer type")
-    if datatype == "FP64" and tensor.datatype not in NUMERIC_TYPES:
+    if spec.datatype == "FP64" and tensor.datatype not in NUMERIC_TYPES:
         raise bad_request(f"input {name!r}: datatype must be numeric")
-    if datatype == "BYTES" and tensor.datatype != "BYTES":
-        raise bad_request(f"input {name!r}: datatype must be BYTES")
+    if spec.datatype in ("BYTES", "BOOL") and tensor.datatype != spec.datatype:
+        raise bad_request(f"input {name!r}: datatype must be {spec.datatype}")
     values: list[Any] = tensor.data.reshape(-1).tolist()
     return values
 
 
-def checkout_rows(request: InferenceRequest) -> dict[str, list[Any]]:
-    """The checkout request as columns, with defaults filled in; 400 for anything malformed."""
-    unknown = [t.name for t in request.inputs if t.name not in CHECKOUT_INPUTS]
+def request_rows(request: InferenceRequest, spec: Sequence[RequestInput]) -> dict[str, list[Any]]:
+    """The request as columns, with defaults filled in; 400 for anything malformed."""
+    inputs = {field.name: field for field in spec}
+    unknown = [t.name for t in request.inputs if t.name not in inputs]
     if unknown:
-        raise bad_request(f"unknown input(s) {unknown}; a checkout has {sorted(CHECKOUT_INPUTS)}")
+        raise bad_request(f"unknown input(s) {unknown}; the request takes {sorted(inputs)}")
     first = request.inputs[0]
     rows = first.shape[0] if first.shape else 0
     columns: dict[str, list[Any]] = {}
-    for name, (_datatype, required) in CHECKOUT_INPUTS.items():
-        column = _checkout_column(request, name, rows)
-        if column is None and required:
-            raise bad_request(f"input {name!r} is required")
+    for field in spec:
+        column = _request_column(request, field, rows)
+        if column is None and field.required:
+            raise bad_request(f"input {field.name!r} is required")
         if column is not None:
-            columns[name] = column
+            columns[field.name] = column
     if rows < 1:
         raise bad_request("the request has no rows")
-    columns.setdefault("device_id", list(columns["checkout_device_id"]))
-    now_us = int(time.time() * 1_000_000)
-    columns.setdefault("request_ts_us", [now_us] * rows)
-    columns.setdefault("checkout_wallet_account_id", [-1] * rows)
+    for field in spec:
+        if field.name not in columns and field.default is not None:
+            columns[field.name] = field.default.fill(columns, rows)
     return columns
 
 
-def checkout_document(
-    rows: Sequence[Mapping[str, Any]], request_id: str | None = None
-) -> dict[str, Any]:
-    """A v2 request for checkouts given as dicts of :data:`CHECKOUT_INPUTS` fields (what a
-    checkout service sends; fields absent from every row are left out)."""
-    if not rows:
-        raise UserError("no checkout rows")
-    inputs = []
-    for name, (datatype, _required) in CHECKOUT_INPUTS.items():
-        if not any(name in row for row in rows):
-            continue
-        values = [row[name] for row in rows]
-        if datatype == "INT64":
-            values = [int(v) for v in values]
-        elif datatype == "FP64":
-            values = [float(v) for v in values]
-        else:
-            values = [str(v) for v in values]
-        inputs.append({"name": name, "datatype": datatype, "shape": [len(rows)], "data": values})
-    document: dict[str, Any] = {"inputs": inputs}
-    if request_id is not None:
-        document["id"] = request_id
-    return document
-
-
 class FeatureTransformer:
-    """Checkout request -> features -> the scorer, over v2 (see the module docstring)."""
+    """Request -> features -> the scorer, over v2 (see the module docstring)."""
 
     def __init__(
         self,
         lookup: FeatureLookup,
         predictor: PredictorClient,
+        request: Sequence[RequestInput],
         *,
         name: str = DEFAULT_MODEL_NAME,
         max_rows: int = 1_000,
     ) -> None:
+        names = {field.name for field in request}
+        needed = [k for k in (*lookup.entity_keys, *lookup.request_fields) if k not in names]
+        if needed:
+            raise UserError(
+                f"the feature service needs {needed} from the request, which declares only "
+                f"{sorted(names)}"
+            )
         self.lookup = lookup
         self.predictor = predictor
+        self.request = tuple(request)
         self.name = name
         self.max_rows = max_rows
         self.version = ""
@@ -231,7 +245,8 @@ class FeatureTransformer:
         self._outputs: list[dict[str, Any]] = []
 
     def connect(self, timeout_s: float = 60.0) -> None:
-        """Wait for the scorer, then learn its inputs and outputs from its metadata."""
+        """Wait for the scorer (at most ``timeout_s``), then learn its inputs and outputs from
+        its metadata."""
         meta = self.predictor.wait_for_metadata(self.name, timeout_s)
         self._inputs = [
             PredictorInput(t["name"], t["datatype"])
@@ -241,48 +256,47 @@ class FeatureTransformer:
         self._outputs = list(meta["outputs"])
         known = getattr(self.lookup, "feature_names", None)
         if known is not None:
-            produced = (
-                set(known)
-                | set(CHECKOUT_INPUTS)
-                | set(context.CALENDAR_CONTEXT_FEATURES)
-                | set(context.TRANSACTION_CONTEXT_FEATURES)
-            )
+            produced = set(known) | {field.name for field in self.request}
             never = [spec.name for spec in self._inputs if spec.name not in produced]
             if never:
                 logger.warning(
                     "%d model input(s) are produced by neither the feature store nor the "
-                    "context and will always be missing: %s",
-                    len(never), ", ".join(never[:10]),
-                )  # fmt: skip
+                    "request and will always be missing: %s",
+                    len(never),
+                    ", ".join(never[:10]),
+                )
         versions = meta.get("versions") or []
         self.version = str(versions[0]) if versions else "unknown"
         self.ready = True
         logger.info(
-            "transformer for %s version %s: %d model inputs", self.name, self.version,
+            "transformer for %s version %s: %d model inputs",
+            self.name,
+            self.version,
             len(self._inputs),
-        )  # fmt: skip
+        )
 
     def metadata(self) -> dict[str, Any]:
         return model_metadata(
             self.name,
             [self.version],
             TRANSFORMER_PLATFORM,
-            [tensor_metadata(n, d, [-1]) for n, (d, _) in CHECKOUT_INPUTS.items()],
+            [tensor_metadata(field.name, field.datatype, [-1]) for field in self.request],
             self._outputs,
         )
 
     def features(self, request: InferenceRequest) -> tuple[dict[str, list[Any]], int]:
-        """Every column the model may need (request fields, store values, on-demand context)
+        """Every column the model may need (request fields, store values, on-demand features)
         and the row count."""
-        columns = checkout_rows(request)
-        rows = len(columns["customer_id"])
+        columns = request_rows(request, self.request)
+        rows = len(next(iter(columns.values())))
         if rows > self.max_rows:
             raise bad_request(f"{rows} rows in one request (at most {self.max_rows})")
-        entity_rows = [{key: int(columns[key][i]) for key in ENTITY_KEYS} for i in range(rows)]
+        keys = self.lookup.entity_keys
+        entity_rows = [{key: int(columns[key][i]) for key in keys} for i in range(rows)]
         values = self.lookup.read(entity_rows)
         merged: dict[str, list[Any]] = {**values, **columns}
-        for view in ON_DEMAND:
-            merged.update(ON_DEMAND[view](merged))
+        for body in self.lookup.on_demand:
+            merged.update(body(merged))
         return merged, rows
 
     def predictor_request(self, request: InferenceRequest) -> tuple[dict[str, Any], int]:
@@ -501,9 +515,12 @@ class GrpcPredictor:
             model_name=reply.model_name,
             outputs=response_outputs(reply),
             model_version=reply.model_version or None,
-            parameters={k: getattr(v, v.WhichOneof("parameter_choice")) for k, v in
-                        reply.parameters.items() if v.WhichOneof("parameter_choice")},
-        )  # fmt: skip
+            parameters={
+                k: getattr(v, v.WhichOneof("parameter_choice"))
+                for k, v in reply.parameters.items()
+                if v.WhichOneof("parameter_choice")
+            },
+        )
 
     async def close(self) -> None:
         if self._channel is not None:

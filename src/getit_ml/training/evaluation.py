@@ -1,18 +1,21 @@
-"""How good a fraud score is: ranking, review budget, money, calibration, per fraud pattern.
+"""How good a binary score is: ranking, review budget, money, calibration, per subgroup.
 
-Every metric is computed here with numpy (no scikit-learn at run time), with scikit-learn's
-definitions so numbers compare with published ones:
+The evaluation protocol of every binary family (fraud: is this payment fraud; churn: will this
+customer stop ordering). Every metric is computed here with numpy (no scikit-learn at run time),
+with scikit-learn's definitions so numbers compare with published ones:
 
-* ROC-AUC: the probability that a random fraud scores above a random genuine payment (ties
-  count one half).
+* ROC-AUC: the probability that a random positive scores above a random negative (ties count one
+  half).
 * AUPRC: average precision, ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds —
   the step-wise area the ULB data set's authors recommend, not a trapezoid.
-* Recall at a fixed review rate: the share of fraud among the top ``review_rate`` of payments by
-  score, i.e. what an analyst team that can look at 1% of payments would catch.
-* Expected cost in taka: a missed fraud costs its amount, a false alarm costs a stated review and
-  friction cost. The threshold that minimises it is chosen on validation data
-  (:func:`cost_optimal_threshold`) and then applied, unchanged, to the test data.
+* Recall at a fixed review rate: the share of positives among the top ``review_rate`` of rows by
+  score, i.e. what a team that can look at 1% of payments (or call 10% of customers) would catch.
+* Expected cost in taka: a missed positive costs its amount (a fraud's payment, a churner's
+  value), a false alarm costs a stated review, friction or voucher cost. The threshold that
+  minimises it is chosen on validation data (:func:`cost_optimal_threshold`) and then applied,
+  unchanged, to the test data.
 * Brier score and expected calibration error (10 equal-width bins), with the reliability curve.
+* Per subgroup (a fraud pattern): each group's positives against every negative.
 
 :func:`plots` draws the PR, ROC and calibration curves as PNG and as self-contained HTML (the PNG
 inlined as base64: no network). :func:`roc_points` and :func:`confusion_matrix_data` return plain
@@ -46,8 +49,9 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_FALSE_ALARM_COST_BDT: Final = 100.0
 DEFAULT_REVIEW_RATE: Final = 0.01
 CALIBRATION_BINS: Final = 10
-#: Categories of the confusion matrix, in the order of its rows (actual) and columns (predicted).
-CLASSES: Final = ("genuine", "fraud")
+#: Categories of the confusion matrix, in the order of its rows (actual) and columns (predicted),
+#: unless a family names its own classes.
+CLASSES: Final = ("negative", "positive")
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -277,9 +281,10 @@ class Calibration:
 
     bin_edges: FloatArray
     mean_score: FloatArray
-    fraud_rate: FloatArray
+    positive_rate: FloatArray
     count: npt.NDArray[np.int64]
-    #: Expected calibration error: sum over bins of (share of rows) * |fraud rate - mean score|.
+    #: Expected calibration error: sum over bins of (share of rows) * |positive rate - mean
+    #: score|.
     ece: float
 
 
@@ -295,17 +300,17 @@ def calibration(
     index = np.minimum(np.searchsorted(edges, s, side="right") - 1, bins - 1)
     count = np.bincount(index, minlength=bins)
     score_sum = np.bincount(index, weights=s, minlength=bins)
-    fraud_sum = np.bincount(index, weights=y.astype(np.float64), minlength=bins)
+    positive_sum = np.bincount(index, weights=y.astype(np.float64), minlength=bins)
     used = count > 0
     mean_score = score_sum[used] / count[used]
-    fraud_rate = fraud_sum[used] / count[used]
-    ece = float(np.sum(count[used] / y.size * np.abs(fraud_rate - mean_score)))
-    return Calibration(edges, mean_score, fraud_rate, count[used].astype(np.int64), ece)
+    positive_rate = positive_sum[used] / count[used]
+    ece = float(np.sum(count[used] / y.size * np.abs(positive_rate - mean_score)))
+    return Calibration(edges, mean_score, positive_rate, count[used].astype(np.int64), ece)
 
 
 @dataclass(frozen=True)
 class PatternMetrics:
-    """One fraud pattern against all genuine payments."""
+    """One subgroup's positives (a fraud pattern) against every negative."""
 
     pattern: str
     positives: int
@@ -319,9 +324,9 @@ def per_pattern_metrics(
     patterns: npt.ArrayLike,
     threshold: float,
 ) -> list[PatternMetrics]:
-    """AUPRC of each pattern's frauds against every genuine payment, and the share of them the
-    threshold flags. Patterns are strings on fraud rows (None/NaN on genuine ones); a pattern
-    absent from this data is not listed."""
+    """AUPRC of each pattern's positives against every negative row, and the share of them the
+    threshold flags. Patterns are strings on positive rows (None/NaN on negative ones); a
+    pattern absent from this data is not listed."""
     y, s = _as_arrays(y_true, scores)
     raw = np.asarray(patterns, dtype=object).ravel()
     if raw.shape != y.shape:
@@ -342,7 +347,7 @@ def per_pattern_metrics(
         )
     unlabelled = int(np.sum(y & (names == "")))
     if unlabelled:
-        logger.info("per-pattern metrics: %d fraud rows carry no pattern", unlabelled)
+        logger.info("per-pattern metrics: %d positive rows carry no pattern", unlabelled)
     return out
 
 
@@ -377,7 +382,8 @@ class Evaluation:
     threshold_source: str
     cost_fp_bdt: float
     expected_cost_bdt: float
-    #: The cost of flagging nothing (every fraud amount lost): what the model saves money from.
+    #: The cost of flagging nothing (every positive's amount lost): what the model saves money
+    #: from.
     cost_without_model_bdt: float
     #: The lowest cost any threshold reaches on this data (hindsight, for reference).
     best_possible_cost_bdt: float
@@ -416,7 +422,7 @@ class Evaluation:
             "precision_at_threshold": self.precision_at_threshold,
             "recall_at_threshold": self.recall_at_threshold,
             "expected_cost_bdt": self.expected_cost_bdt,
-            "expected_cost_per_payment_bdt": self.expected_cost_bdt / self.rows,
+            "expected_cost_per_row_bdt": self.expected_cost_bdt / self.rows,
             "cost_without_model_bdt": self.cost_without_model_bdt,
             "cost_saved_bdt": self.cost_without_model_bdt - self.expected_cost_bdt,
             "best_possible_cost_bdt": self.best_possible_cost_bdt,
@@ -430,6 +436,35 @@ class Evaluation:
         return metrics
 
 
+#: Whether more is better (``maximize``) or worse (``minimize``) for each figure of
+#: :meth:`Evaluation.scalar_metrics` that ranks models; counts, rates of the data and the
+#: operating point's inputs have no direction. Per-pattern figures follow their base name.
+METRIC_DIRECTIONS: Final[dict[str, str]] = {
+    "roc_auc": "maximize",
+    "auprc": "maximize",
+    "recall_at_review_rate": "maximize",
+    "precision_at_review_rate": "maximize",
+    "precision_at_threshold": "maximize",
+    "recall_at_threshold": "maximize",
+    "expected_cost_bdt": "minimize",
+    "expected_cost_per_row_bdt": "minimize",
+    "cost_saved_bdt": "maximize",
+    "brier": "minimize",
+    "ece": "minimize",
+}
+
+
+def metric_direction(name: str) -> str | None:
+    """The direction of a scalar metric (``auprc_card_testing`` as ``auprc``), None for a
+    descriptive figure."""
+    if name in METRIC_DIRECTIONS:
+        return METRIC_DIRECTIONS[name]
+    for base in ("auprc", "recall_at_threshold"):
+        if name.startswith(f"{base}_") and name.removeprefix(f"{base}_") not in METRIC_DIRECTIONS:
+            return METRIC_DIRECTIONS[base]
+    return None
+
+
 def evaluate(
     y_true: npt.ArrayLike,
     scores: npt.ArrayLike,
@@ -441,7 +476,7 @@ def evaluate(
     patterns: npt.ArrayLike | None = None,
     calibration_bins: int = CALIBRATION_BINS,
 ) -> Evaluation:
-    """Evaluate fraud scores (probabilities) against labels.
+    """Evaluate scores (probabilities of the positive class) against labels.
 
     ``threshold`` should be the one :func:`cost_optimal_threshold` chose on validation data;
     without it the cost-optimal threshold of THIS data is used (and ``threshold_source`` says
@@ -451,7 +486,9 @@ def evaluate(
     amounts = _check_amounts(amounts_bdt, y.size)
     positives = int(y.sum())
     if positives == 0 or positives == y.size:
-        raise UserError(f"evaluation needs fraud and genuine rows ({positives} of {y.size} fraud)")
+        raise UserError(
+            f"evaluation needs positive and negative rows ({positives} of {y.size} positive)"
+        )
     best = cost_optimal_threshold(y, s, amounts, cost_fp_bdt)
     source = "given"
     if threshold is None:
@@ -506,9 +543,12 @@ def roc_points(
     )
 
 
-def confusion_matrix_data(evaluation: Evaluation) -> tuple[list[str], list[list[int]]]:
-    """``(categories, matrix)`` for ``ClassificationMetrics.log_confusion_matrix``."""
-    return list(CLASSES), evaluation.confusion.rows()
+def confusion_matrix_data(
+    evaluation: Evaluation, classes: tuple[str, str] = CLASSES
+) -> tuple[list[str], list[list[int]]]:
+    """``(categories, matrix)`` for ``ClassificationMetrics.log_confusion_matrix``: negative
+    class first, as in the matrix's rows."""
+    return list(classes), evaluation.confusion.rows()
 
 
 # ------------------------------------------------------------------------------ plots
@@ -555,7 +595,7 @@ def _html_page(title: str, png: bytes, facts: Mapping[str, str]) -> str:
 """
 
 
-def plots(evaluation: Evaluation, out_dir: Path) -> PlotFiles:
+def plots(evaluation: Evaluation, out_dir: Path, positive_class: str = "positive") -> PlotFiles:
     """Write ``pr``, ``roc`` and ``calibration`` as ``<name>.png`` and ``<name>.html``."""
     e = evaluation
     operating_recall = e.recall_at_threshold
@@ -584,14 +624,14 @@ def plots(evaluation: Evaluation, out_dir: Path) -> PlotFiles:
     def draw_calibration(axes: Any) -> None:
         c = e.calibration
         axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
-        axes.plot(c.mean_score, c.fraud_rate, "o-", label=f"model (ECE {c.ece:.3f})")
-        axes.set(xlabel="mean predicted probability", ylabel="observed fraud rate",
+        axes.plot(c.mean_score, c.positive_rate, "o-", label=f"model (ECE {c.ece:.3f})")
+        axes.set(xlabel="mean predicted probability", ylabel=f"observed {positive_class} rate",
                  xlim=(0, 1), ylim=(0, 1.02))  # fmt: skip
         axes.legend(loc="upper left")
 
     facts = {
         "rows": f"{e.rows:,}",
-        "fraud": f"{e.positives:,} ({e.prevalence:.3%})",
+        positive_class: f"{e.positives:,} ({e.prevalence:.3%})",
         "ROC-AUC": f"{e.roc_auc:.4f}",
         "AUPRC": f"{e.auprc:.4f}",
         f"recall at {e.review.rate:.1%} reviewed": f"{e.review.recall:.3f}",
@@ -601,7 +641,7 @@ def plots(evaluation: Evaluation, out_dir: Path) -> PlotFiles:
         "Brier / ECE": f"{e.brier:.4f} / {e.calibration.ece:.4f}",
     }
     for p in e.per_pattern:
-        facts[f"AUPRC {p.pattern}"] = f"{p.auprc:.3f} ({p.positives} fraud)"
+        facts[f"AUPRC {p.pattern}"] = f"{p.auprc:.3f} ({p.positives} {positive_class})"
     drawings = {
         "pr": (draw_pr, "Precision-recall"),
         "roc": (draw_roc, "ROC"),

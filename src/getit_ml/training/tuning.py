@@ -1,8 +1,10 @@
-"""Hyper-parameter search for the XGBoost fraud model with Optuna.
+"""Hyper-parameter search for an XGBoost binary classifier with Optuna.
 
-TPE (seeded) proposes parameters, each trial trains with early stopping on the validation part
-and scores the validation AUPRC (average precision). A median pruner stops a trial whose
-validation ``aucpr`` trails the earlier trials' median at the same boosting round; the report
+TPE (seeded) proposes parameters from a search space (:func:`suggest_params` unless the family
+gives its own), each trial trains with early stopping on the validation part and scores the
+family's objective on validation (AUPRC for fraud, ROC-AUC for churn: any function of labels and
+scores). A median pruner stops a trial whose validation ranking metric (XGBoost's ``aucpr`` or
+``auc``) trails the earlier trials' median at the same boosting round; the report
 happens in :class:`XGBoostPruningCallback`, an XGBoost training callback (optuna 5 moved its own
 to the separate ``optuna-integration`` package, which this platform does not install).
 
@@ -22,10 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy.typing as npt
 import optuna
 import xgboost as xgb
 
@@ -92,6 +96,12 @@ class XGBoostPruningCallback(xgb.callback.TrainingCallback):
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.data}-{self.metric} {value:.4f} at round {epoch}")
         return False
+
+
+#: A search space: (trial, negatives/positives of train) -> XGBoost parameters.
+SearchSpace = Callable[[optuna.Trial, float], dict[str, Any]]
+#: A tuning objective: (labels, scores) -> a number to maximise.
+Objective = Callable[[npt.ArrayLike, npt.ArrayLike], float]
 
 
 def suggest_params(trial: optuna.Trial, balance_weight: float) -> dict[str, Any]:
@@ -184,14 +194,20 @@ def tune_xgboost(
     pruner_warmup_steps: int = 20,
     report_every: int = 5,
     nthread: int | None = None,
+    ranking_metric: str = PRUNING_METRIC,
+    objective: Objective = average_precision,
+    space: SearchSpace = suggest_params,
+    default_trial: Mapping[str, Any] = DEFAULT_TRIAL,
 ) -> TuningResult:
     """Run ``n_trials`` more trials (or until ``timeout_s``) of the study ``study_name``.
 
-    The objective is the validation AUPRC; pruning looks at XGBoost's validation ``aucpr`` every
-    ``report_every`` rounds, after ``pruner_warmup_steps`` rounds and ``pruner_startup_trials``
-    finished trials. ``nthread`` is XGBoost's thread count (all cores by default). The TPE
-    sampler's seed is ``seed`` plus the number of trials the study already holds, so a resumed
-    study proposes new points, and two runs from the same state propose the same ones.
+    The objective is ``objective`` on the validation part (default: AUPRC); pruning looks at
+    XGBoost's validation ``ranking_metric`` every ``report_every`` rounds, after
+    ``pruner_warmup_steps`` rounds and ``pruner_startup_trials`` finished trials. The study's
+    first trial is ``default_trial`` (the untuned defaults in ``space``'s terms). ``nthread`` is
+    XGBoost's thread count (all cores by default). The TPE sampler's seed is ``seed`` plus the
+    number of trials the study already holds, so a resumed study proposes new points, and two
+    runs from the same state propose the same ones.
     """
     if n_trials < 1:
         raise UserError(f"n_trials must be at least 1 (got {n_trials})")
@@ -219,11 +235,11 @@ def tune_xgboost(
     study.sampler = optuna.samplers.TPESampler(seed=seed + before)
     if before == 0:
         # The untuned defaults go first: on validation, the best is never worse than them.
-        study.enqueue_trial(DEFAULT_TRIAL)
+        study.enqueue_trial(dict(default_trial))
     balance = positive_weight(train.label)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest_params(trial, balance)
+    def run_trial(trial: optuna.Trial) -> float:
+        params = space(trial, balance)
         trial.set_user_attr("xgb_params", params)
         booster = train_xgboost(
             train,
@@ -233,13 +249,16 @@ def tune_xgboost(
             num_boost_round=max_rounds,
             early_stopping_rounds=early_stopping_rounds,
             nthread=nthread,
-            callbacks=[XGBoostPruningCallback(trial, report_every=report_every)],
+            callbacks=[
+                XGBoostPruningCallback(trial, metric=ranking_metric, report_every=report_every)
+            ],
+            ranking_metric=ranking_metric,
         )
         trial.set_user_attr("rounds", booster.num_boosted_rounds())
         scores = predict_matrix(booster, valid.features, valid.feature_names)
-        return average_precision(valid.label, scores)
+        return float(objective(valid.label, scores))
 
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s)
+    study.optimize(run_trial, n_trials=n_trials, timeout=timeout_s)
     states = [t.state for t in study.trials]
     complete = states.count(optuna.trial.TrialState.COMPLETE)
     if complete == 0:
@@ -258,6 +277,6 @@ def tune_xgboost(
         study_name=study_name,
         storage_url=storage_url,
     )
-    logger.info("study %s: best AUPRC %.4f (trial %d of %d; %d pruned)", study_name,
+    logger.info("study %s: best validation value %.4f (trial %d of %d; %d pruned)", study_name,
                 result.best_value, result.best_trial, result.trials, result.pruned)  # fmt: skip
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from getit_ml.cli.main import app
+from getit_ml.families import family_names
 from getit_ml.registry.mlflow_registry import RegistryConfig, resolve
 
 runner = CliRunner()
@@ -65,14 +67,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--workdir", str(workdir)])
     assert result.exit_code == 0, result.output
     assert "demo summary" in result.output
-    for stage in ("platform environment", "monitoring environment", "embedded backends",
-                  "marketplace data", "feature store", "training pipeline"):  # fmt: skip
+    for stage in ("platform environment", "monitoring environment", "embedded backends"):
         assert stage in result.output
-    # The main job ends with a champion in the embedded registry, its plots beside it.
+    # Every family's path: data, features, training, serving, monitoring, all ok.
+    for family in family_names():
+        for layer in ("training", "serving", "monitoring"):
+            assert re.search(rf"ok {layer}: {family} \(", result.output), (family, layer)
+    # The main job ends with a champion of every family in the embedded registry, plots beside.
     config = RegistryConfig.embedded(workdir)
-    champion = resolve(config, "models:/fraud@champion")
-    assert (champion.path / "model.json").is_file()
-    assert list((workdir / "mlflow" / "artifacts").rglob("evaluation/pr.png"))
+    for family in family_names():
+        champion = resolve(config, f"models:/{family}@champion")
+        assert (champion.path / "model.json").is_file()
+    assert len(list((workdir / "mlflow" / "artifacts").rglob("evaluation/pr.png"))) >= 2
 
 
 def test_demo_failure_exits_nonzero_and_says_why(tmp_path: Path) -> None:

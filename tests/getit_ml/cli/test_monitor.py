@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from getit_ml.cli import monitor
-from getit_ml.cli.monitor import app, sidecar_command
+from getit_ml.cli.monitor import app
 from getit_ml.errors import UserError
+from getit_ml.monitoring.sidecars import SIDECARS, sidecar_command
+from getit_ml.processes import repository_root
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,14 +30,15 @@ def test_explainer_runs_the_sidecar_module_with_the_monitoring_python(
     result = runner.invoke(
         app,
         ["explainer", "--reference-dir", "ref", "--predictor-url", "http://127.0.0.1:9000",
-         "--port", "9100", "--dry-run", "--methods", "anchor", "--threshold", "0.3"],
+         "--model-name", "churn", "--port", "9100", "--dry-run", "--methods", "anchor",
+         "--threshold", "0.3"],
         env={"COLUMNS": "400"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     command = _command(result.output)
     assert command[:3] == [str(python), "-m", "inference_services.explainer"]
     flags = dict(zip(command[3::2], command[4::2], strict=False))
-    assert flags["--model_name"] == "fraud"
+    assert flags["--model_name"] == "churn"
     assert flags["--http_port"] == "9100"
     assert flags["--predictor_url"] == "http://127.0.0.1:9000"
     assert Path(flags["--reference_dir"]).is_absolute()  # the sidecar runs in the repo root
@@ -53,8 +55,8 @@ def test_drift_passes_the_alert_url_and_extra_flags(
     monkeypatch.setenv("GETIT_ML_MONITORING_PYTHON", str(python))
     result = runner.invoke(
         app,
-        ["drift", "--reference-dir", str(tmp_path), "--alert-url", "http://hooks/x",
-         "--dry-run", "--window_size", "200"],
+        ["drift", "--reference-dir", str(tmp_path), "--model-name", "fraud",
+         "--alert-url", "http://hooks/x", "--dry-run", "--window_size", "200"],
         env={"COLUMNS": "400"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -70,7 +72,7 @@ def test_a_missing_monitoring_interpreter_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GETIT_ML_MONITORING_PYTHON", str(tmp_path / "nowhere" / "python"))
-    result = runner.invoke(app, ["drift", "--reference-dir", str(tmp_path)])
+    result = runner.invoke(app, ["drift", "--reference-dir", str(tmp_path), "--model-name", "x"])
     assert result.exit_code == 2
     assert "monitoring interpreter" in result.output
     assert "make setup" in result.output
@@ -86,7 +88,10 @@ def test_the_sidecar_runs_in_the_repository_root_and_its_status_comes_back(
     python.write_text(f'#!/bin/sh\n{{ echo "$@"; pwd; echo "$PYTHONPATH"; }} > {record}\nexit 3\n')
     python.chmod(0o755)
     monkeypatch.setenv("GETIT_ML_MONITORING_PYTHON", str(python))
-    result = runner.invoke(app, ["drift", "--reference-dir", str(tmp_path), "--outlier", "none"])
+    result = runner.invoke(
+        app, ["drift", "--reference-dir", str(tmp_path), "--model-name", "fraud", "--outlier",
+              "none"]
+    )  # fmt: skip
     assert result.exit_code == 3
     arguments, cwd, pythonpath = record.read_text().splitlines()[:3]
     assert arguments.startswith("-m inference_services.drift_detector ")
@@ -101,7 +106,7 @@ def test_sidecar_command_refuses_an_unknown_sidecar() -> None:
 
 
 def test_the_sidecar_packages_exist_in_the_checkout() -> None:
-    root = monitor.repository_root()
+    root = repository_root()
     assert root == ROOT
-    for package in monitor.SIDECARS.values():
+    for package in SIDECARS.values():
         assert (root / "inference_services" / package / "__main__.py").is_file()

@@ -1,4 +1,4 @@
-"""``getit-ml serve fraud``: its options, and a user's mistake as one line with exit status 2."""
+"""``getit-ml serve FAMILY``: its options, and a user's mistake as one line with exit status 2."""
 
 from __future__ import annotations
 
@@ -6,21 +6,22 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from getit_ml.cli.serve import app
+from getit_ml.cli.main import app
 
 runner = CliRunner()
 
 
 def test_help_lists_the_options() -> None:
-    result = runner.invoke(app, ["fraud", "--help"])
+    result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
     for option in ("--with-transformer", "--model", "--model-dir", "--http-port", "--grpc-port"):
         assert option in result.output
 
 
 def test_model_and_model_dir_together_is_a_user_error(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["fraud", "--model", "models:/fraud@champion", "--model-dir",
-                                 str(tmp_path)])  # fmt: skip
+    result = runner.invoke(
+        app, ["serve", "fraud", "--model", "models:/fraud@champion", "--model-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "not both" in result.output
     assert "Traceback" not in result.output
@@ -29,8 +30,15 @@ def test_model_and_model_dir_together_is_a_user_error(tmp_path: Path) -> None:
 def test_a_model_folder_that_does_not_load_is_reported(tmp_path: Path) -> None:
     """The scorer process exits at once; the command says so instead of waiting."""
     result = runner.invoke(
-        app, ["fraud", "--model-dir", str(tmp_path / "missing"), "--http-port", "0",
+        app, ["serve", "churn", "--model-dir", str(tmp_path / "missing"), "--http-port", "0",
               "--grpc-port", "0"],
     )  # fmt: skip
     assert result.exit_code == 2
     assert "exited with status 2" in result.output
+
+
+def test_an_unknown_family_is_a_user_error() -> None:
+    result = runner.invoke(app, ["serve", "recommendation"])
+    assert result.exit_code == 2
+    assert "unknown model family 'recommendation'" in result.output
+    assert "churn, fraud" in result.output

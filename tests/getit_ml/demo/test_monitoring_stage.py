@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from getit_ml.demo.monitoring import find_reference_export, split_reference
 from getit_ml.errors import UserError
-from getit_ml.monitoring.demo_stage import find_reference_export, split_reference
 from getit_ml.training.dataset import export_reference, fit_schema
 
 
@@ -19,7 +19,8 @@ def _export(folder: Path, rows: int = 500) -> Path:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"t": np.arange(rows, dtype=np.float64), "x": rng.normal(size=rows),
                           "is_fraud": rng.random(rows) < 0.1})  # fmt: skip
-    schema = fit_schema(frame, {"t": "float64", "x": "float64"})
+    schema = fit_schema(frame, {"t": "float64", "x": "float64"}, label="is_fraud",
+                        metadata={"family": "fraud"})  # fmt: skip
     export_reference(frame, schema, folder, n=rows)
     return folder
 
@@ -39,7 +40,9 @@ def test_split_is_disjoint_complete_and_the_traffic_is_shuffled(tmp_path: Path) 
 
 
 def test_no_export_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no reference export"):
-        find_reference_export(tmp_path)
+    with pytest.raises(UserError, match="no fraud reference export"):
+        find_reference_export(tmp_path, "fraud")
     target = _export(tmp_path / "pipelines" / "run" / "job" / "export-reference-data" / "reference")
-    assert find_reference_export(tmp_path) == target
+    assert find_reference_export(tmp_path, "fraud") == target
+    with pytest.raises(UserError, match="no churn reference export"):
+        find_reference_export(tmp_path, "churn")  # another family's export is not churn's

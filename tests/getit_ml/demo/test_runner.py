@@ -15,9 +15,14 @@ from getit_ml.demo import (
     MonitoringEnvironmentStage,
     StageResult,
     StageStatus,
+    data_dir,
     default_stages,
     run_demo,
 )
+from getit_ml.demo.data import MarketplaceDataStage
+from getit_ml.demo.features import FeatureStoreStage
+from getit_ml.errors import UserError
+from getit_ml.families import get_family
 from getit_ml.settings import load_settings
 
 
@@ -96,15 +101,30 @@ def test_default_stages_follow_the_data_flow() -> None:
     names = [stage.name for stage in default_stages()]
     assert names[:3] == ["platform environment", "monitoring environment", "embedded backends"]
     assert len(names) == len(set(names))
+    for family in ("fraud", "churn"):
+        path = [n for n in names if n.endswith(f": {family}") and n.split(":")[0] in (
+            "training", "serving", "monitoring")]  # fmt: skip
+        assert path == [f"training: {family}", f"serving: {family}", f"monitoring: {family}"]
+    # Each family's data and features come before its training.
+    assert (
+        names.index("data: churn") < names.index("features: churn") < names.index("training: churn")
+    )
+
+
+def test_only_one_family_runs_its_own_path() -> None:
+    names = [stage.name for stage in default_stages(["churn"])]
+    assert names == ["platform environment", "monitoring environment", "embedded backends",
+                     "data: churn", "features: churn", "training: churn", "serving: churn",
+                     "monitoring: churn"]  # fmt: skip
+    with pytest.raises(UserError, match="unknown model family"):
+        default_stages(["nope"])
 
 
 def test_marketplace_stage_generates_and_reruns(context: DemoContext) -> None:
-    from getit_ml.demo import MarketplaceDataStage, marketplace_dir
-
-    stage = MarketplaceDataStage(MarketplaceConfig(customers=2_000, days=30))
+    stage = MarketplaceDataStage("small", MarketplaceConfig(customers=2_000, days=30))
     first = stage.run(context)
     assert first.status is StageStatus.OK, first.summary
-    assert (marketplace_dir(context.workdir) / "customers.parquet").is_file()
+    assert (data_dir(context.workdir, "small") / "customers.parquet").is_file()
     again = stage.run(context)  # the demo may be run twice
     assert again.status is StageStatus.OK
     assert again.details == first.details
@@ -114,13 +134,14 @@ def test_data_and_feature_stages_work_with_a_relative_workdir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The default GETIT_ML_HOME is relative (.getit-ml): Feast must not resolve it twice."""
-    from getit_ml.demo import FeatureStoreStage, MarketplaceDataStage
-
-    repo = Path(__file__).resolve().parents[2] / "feature_repo"
+    repo = Path(__file__).resolve().parents[3] / "feature_repo"
     monkeypatch.chdir(tmp_path)
     context = DemoContext(settings=load_settings(feature_repo=repo), workdir=Path(".getit-ml"))
+    fraud = get_family("fraud")
     small = MarketplaceConfig(customers=2_000, days=30)
-    assert MarketplaceDataStage(small).run(context).status is StageStatus.OK
-    result = FeatureStoreStage().run(context)
+    assert MarketplaceDataStage(fraud.demo.population, small).run(context).status is StageStatus.OK
+    result = FeatureStoreStage(fraud).run(context)
     assert result.status is StageStatus.OK, result.summary
-    assert (tmp_path / ".getit-ml" / "features" / "data" / "registry.db").is_file()
+    assert "fraud_scoring_v1 online for customer" in result.summary
+    store = tmp_path / ".getit-ml" / "features" / fraud.demo.population
+    assert (store / "data" / "registry.db").is_file()

@@ -78,10 +78,15 @@ def test_apply_registers_the_repository(store: FeatureStore) -> None:
         "customer_velocity",
     }
     odfvs = {v.name for v in store.list_on_demand_feature_views()}
-    assert odfvs == {"calendar_context", "transaction_context"}
+    assert odfvs == {"calendar_context", "transaction_context", "scoring_calendar"}
     service = store.get_feature_service("fraud_scoring_v1")
     n_features = sum(len(p.features) for p in service.feature_view_projections)
     assert n_features >= 80
+    churn = store.get_feature_service("churn_prediction_v1")
+    assert [p.name for p in churn.feature_view_projections] == [
+        "customer_features",
+        "scoring_calendar",
+    ]
 
 
 def test_point_in_time_never_sees_the_future(store: FeatureStore) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from getit_ml.serving.repository import ModelRepository
-from getit_ml.serving.scorer import FraudScorer, load_scorer
+from getit_ml.serving.scorer import BinaryTabularScorer, load_scorer
 from getit_ml.serving.server import ServerOptions, ServerThread
 from tests.getit_ml.serving.support import build_toy_model
 
@@ -22,7 +22,7 @@ def toy_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scorer(toy_model_dir: Path) -> FraudScorer:
+def scorer(toy_model_dir: Path) -> BinaryTabularScorer:
     return load_scorer(model_dir=toy_model_dir)
 
 
@@ -39,7 +39,7 @@ def local_options(**overrides: object) -> ServerOptions:
 
 
 @pytest.fixture(scope="module")
-def server(scorer: FraudScorer) -> Iterator[ServerThread]:
+def server(scorer: BinaryTabularScorer) -> Iterator[ServerThread]:
     """The toy scorer on free REST and gRPC ports (repository extension off)."""
     with ServerThread(ModelRepository([scorer]), local_options()) as running:
         yield running

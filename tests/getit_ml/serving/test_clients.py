@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-from getit_ml.serving.scorer import FraudScorer
+from getit_ml.serving.scorer import BinaryTabularScorer
 from getit_ml.serving.server import ServerThread
 from getit_ml.training.xgb import load_model, predict_proba
 from tests.getit_ml.serving.support import toy_frame
@@ -35,13 +35,13 @@ def expected(frame: pd.DataFrame, toy_model_dir: Path) -> np.ndarray:
     return predict_proba(booster, schema, frame)
 
 
-def _encoded(scorer: FraudScorer, frame: pd.DataFrame) -> np.ndarray:
+def _encoded(scorer: BinaryTabularScorer, frame: pd.DataFrame) -> np.ndarray:
     return scorer.schema.encode(frame)
 
 
 # ------------------------------------------------------------------------------ tritonclient
 def test_tritonclient_http_json_and_binary(
-    server: ServerThread, scorer: FraudScorer, frame: pd.DataFrame, expected: np.ndarray
+    server: ServerThread, scorer: BinaryTabularScorer, frame: pd.DataFrame, expected: np.ndarray
 ) -> None:
     http = pytest.importorskip("tritonclient.http")
     client = http.InferenceServerClient(url=server.http_url.removeprefix("http://"))
@@ -92,7 +92,7 @@ def test_tritonclient_http_error_is_a_400(server: ServerThread) -> None:
 
 
 def test_tritonclient_grpc(
-    server: ServerThread, scorer: FraudScorer, frame: pd.DataFrame, expected: np.ndarray
+    server: ServerThread, scorer: BinaryTabularScorer, frame: pd.DataFrame, expected: np.ndarray
 ) -> None:
     # In a process of its own: tritonclient.grpc and KServe cannot share protobuf's pool.
     if importlib.util.find_spec("tritonclient") is None:
@@ -115,14 +115,14 @@ def test_tritonclient_grpc(
 
 
 # ----------------------------------------------------------------------------- KServe clients
-def _kserve_request(scorer: FraudScorer, frame: pd.DataFrame, binary: bool) -> Any:
+def _kserve_request(scorer: BinaryTabularScorer, frame: pd.DataFrame, binary: bool) -> Any:
     tensor = InferInput("features", [ROWS, 4], "FP64")
     tensor.set_data_from_numpy(_encoded(scorer, frame), binary_data=binary)
     return InferRequest(model_name="fraud", infer_inputs=[tensor], request_id="k-1")
 
 
 def test_kserve_rest_client(
-    server: ServerThread, scorer: FraudScorer, frame: pd.DataFrame, expected: np.ndarray
+    server: ServerThread, scorer: BinaryTabularScorer, frame: pd.DataFrame, expected: np.ndarray
 ) -> None:
     async def run() -> list[Any]:
         client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=10))
@@ -147,7 +147,7 @@ def test_kserve_rest_client(
 
 
 def test_kserve_grpc_client(
-    server: ServerThread, scorer: FraudScorer, frame: pd.DataFrame, expected: np.ndarray
+    server: ServerThread, scorer: BinaryTabularScorer, frame: pd.DataFrame, expected: np.ndarray
 ) -> None:
     async def run() -> Any:
         client = InferenceGRPCClient(url=server.grpc_target, retries=0, timeout=10)

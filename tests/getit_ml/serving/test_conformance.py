@@ -23,7 +23,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from getit_ml.serving.protocol import DEFAULT_MAX_BODY_BYTES
 from getit_ml.serving.repository import ModelRepository
-from getit_ml.serving.scorer import FraudScorer, ScorerOptions, load_scorer
+from getit_ml.serving.scorer import BinaryTabularScorer, ScorerOptions, load_scorer
 from getit_ml.serving.server import ServerOptions, ServerThread
 from tests.getit_ml.serving.conftest import TEST_BODY_LIMIT, local_options
 
@@ -381,7 +381,7 @@ def test_health_metadata_and_readiness(server: ServerThread) -> None:
         assert "model_repository" not in server_meta["extensions"]
 
 
-def test_not_ready_until_loaded(scorer: FraudScorer, toy_model_dir: Any) -> None:
+def test_not_ready_until_loaded(scorer: BinaryTabularScorer, toy_model_dir: Any) -> None:
     """No model: not ready. A model that is not ready: not ready, and inference is 503."""
     with ServerThread(ModelRepository([]), local_options()) as empty:
         assert httpx.get(f"{empty.http_url}/v2/health/ready").status_code == 400

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from getit_ml.serving.scorer import FraudScorer
+from getit_ml.serving.scorer import BinaryTabularScorer
 from getit_ml.serving.server import ServerThread
 
 SPEC = Path(__file__).resolve().parents[3] / ".." / "shared" / "specs" / "open-inference-protocol"
@@ -58,7 +58,9 @@ def _load(raw: dict[str, Any]) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SPEC_FILE.is_file(), reason=f"no OIP spec at {SPEC} (../shared absent)")
-def test_no_fuzzed_request_gets_a_server_error(server: ServerThread, scorer: FraudScorer) -> None:
+def test_no_fuzzed_request_gets_a_server_error(
+    server: ServerThread, scorer: BinaryTabularScorer
+) -> None:
     hypothesis = pytest.importorskip("hypothesis")
     schema = _load(_pinned_spec(scorer.name, scorer.version))
     statuses: Counter[int] = Counter()

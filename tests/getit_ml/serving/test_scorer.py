@@ -14,7 +14,7 @@ import pytest
 
 from getit_ml.errors import UserError
 from getit_ml.serving.protocol import InferenceRequest, ProtocolError, Tensor
-from getit_ml.serving.scorer import FraudScorer, ScorerOptions, load_scorer
+from getit_ml.serving.scorer import BinaryTabularScorer, ScorerOptions, load_scorer
 from getit_ml.training.xgb import load_model, predict_proba
 from tests.getit_ml.serving.support import toy_frame
 
@@ -42,12 +42,12 @@ def frame() -> pd.DataFrame:
     return toy_frame(50, seed=3).drop(columns=["is_fraud"])
 
 
-def _probability(scorer: FraudScorer, request: InferenceRequest) -> np.ndarray:
+def _probability(scorer: BinaryTabularScorer, request: InferenceRequest) -> np.ndarray:
     return scorer.infer_sync(request).output("fraud_probability").data
 
 
 def test_named_and_batch_inputs_score_like_the_model(
-    scorer: FraudScorer, toy_model_dir: Path, frame: pd.DataFrame
+    scorer: BinaryTabularScorer, toy_model_dir: Path, frame: pd.DataFrame
 ) -> None:
     booster, schema = load_model(toy_model_dir)
     expected = predict_proba(booster, schema, frame)
@@ -58,7 +58,7 @@ def test_named_and_batch_inputs_score_like_the_model(
 
 
 def test_missing_values_are_nan_as_in_training(
-    scorer: FraudScorer, toy_model_dir: Path, frame: pd.DataFrame
+    scorer: BinaryTabularScorer, toy_model_dir: Path, frame: pd.DataFrame
 ) -> None:
     booster, schema = load_model(toy_model_dir)
     with_nulls = frame.astype(object).copy()
@@ -73,7 +73,9 @@ def test_missing_values_are_nan_as_in_training(
     assert not np.allclose(got, predict_proba(booster, schema, frame))
 
 
-def test_an_unseen_category_counts_as_missing(scorer: FraudScorer, frame: pd.DataFrame) -> None:
+def test_an_unseen_category_counts_as_missing(
+    scorer: BinaryTabularScorer, frame: pd.DataFrame
+) -> None:
     unseen = frame.assign(payment_method="upay")  # not a category the model was trained on
     mask = np.zeros((len(frame), 4), dtype=bool)
     mask[:, 0] = True
@@ -83,7 +85,7 @@ def test_an_unseen_category_counts_as_missing(scorer: FraudScorer, frame: pd.Dat
 
 
 def test_decision_follows_the_threshold(
-    scorer: FraudScorer, toy_model_dir: Path, frame: pd.DataFrame
+    scorer: BinaryTabularScorer, toy_model_dir: Path, frame: pd.DataFrame
 ) -> None:
     threshold = float(np.median(_probability(scorer, _named(frame))))
     strict = load_scorer(model_dir=toy_model_dir, options=ScorerOptions(threshold=threshold))
@@ -96,7 +98,7 @@ def test_decision_follows_the_threshold(
         load_scorer(model_dir=toy_model_dir, options=ScorerOptions(threshold=1.5))
 
 
-def test_requested_outputs_only(scorer: FraudScorer, frame: pd.DataFrame) -> None:
+def test_requested_outputs_only(scorer: BinaryTabularScorer, frame: pd.DataFrame) -> None:
     from getit_ml.serving.protocol import RequestedOutput
 
     request = _named(frame)

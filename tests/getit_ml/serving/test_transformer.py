@@ -19,18 +19,27 @@ import orjson
 import pytest
 from feast import FeatureStore
 
+from getit_ml.errors import UserError
+from getit_ml.families import get_family
 from getit_ml.features.store import StoreLayout, apply_definitions, materialize, open_store
 from getit_ml.features.store import online_features as feast_service_features
 from getit_ml.serving.repository import ModelRepository
-from getit_ml.serving.scorer import FraudScorer, load_scorer
+from getit_ml.serving.scorer import BinaryTabularScorer, load_scorer
 from getit_ml.serving.server import ServerThread
 from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
 from getit_ml.settings import load_settings
-from getit_ml.training.dataset import service_feature_types
 from getit_ml.training.xgb import load_model, predict_proba
 from tests.getit_ml.features.offline_fixtures import write_offline
 from tests.getit_ml.serving.conftest import local_options
-from tests.getit_ml.serving.support import build_service_model
+from tests.getit_ml.serving.support import (
+    CHURN_SERVICE,
+    FRAUD_SERVICE,
+    build_service_model,
+    family_feature_types,
+)
+
+CHECKOUT = get_family("fraud").serving.request
+SCORING = get_family("churn").serving.request
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -65,7 +74,7 @@ def store(store_root: Path) -> FeatureStore:
 
 @pytest.fixture(scope="module")
 def service_model(store: FeatureStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    types = service_feature_types(store)
+    types = family_feature_types(store)
     return build_service_model(types, tmp_path_factory.mktemp("service-model") / "model")
 
 
@@ -121,7 +130,9 @@ def test_transformer_scores_like_the_feature_service(
     store: FeatureStore, service_model: Path, scorer_server: ServerThread, protocol: str
 ) -> None:
     host = scorer_server.http_url if protocol == "v2" else scorer_server.grpc_target
-    transformer = FeatureTransformer(FeastLookup(store), predictor_client(host, protocol))
+    transformer = FeatureTransformer(
+        FeastLookup(store, FRAUD_SERVICE), predictor_client(host, protocol), CHECKOUT, name="fraud"
+    )
     transformer.connect(timeout_s=10)
     customers = [KNOWN, UNKNOWN]
     with ServerThread(ModelRepository([transformer]), local_options()) as running:
@@ -142,7 +153,10 @@ def test_an_unknown_customer_is_scored_with_missing_features(
     store: FeatureStore, scorer_server: ServerThread
 ) -> None:
     transformer = FeatureTransformer(
-        FeastLookup(store), predictor_client(scorer_server.http_url, "v2")
+        FeastLookup(store, FRAUD_SERVICE),
+        predictor_client(scorer_server.http_url, "v2"),
+        CHECKOUT,
+        name="fraud",
     )
     transformer.connect(timeout_s=10)
     known, known_missing = transformer.predictor_request(_decoded(_checkout([KNOWN])))
@@ -195,7 +209,10 @@ def test_malformed_checkouts(
     store: FeatureStore, scorer_server: ServerThread, change: dict[str, Any], status: int
 ) -> None:
     transformer = FeatureTransformer(
-        FeastLookup(store), predictor_client(scorer_server.http_url, "v2")
+        FeastLookup(store, FRAUD_SERVICE),
+        predictor_client(scorer_server.http_url, "v2"),
+        CHECKOUT,
+        name="fraud",
     )
     transformer.connect(timeout_s=10)
     document = _checkout([KNOWN])
@@ -217,12 +234,15 @@ def test_malformed_checkouts(
 
 
 def test_an_unreachable_predictor_is_a_503(
-    store: FeatureStore, service_model: Path, scorer: FraudScorer
+    store: FeatureStore, service_model: Path, scorer: BinaryTabularScorer
 ) -> None:
     repository = ModelRepository([load_scorer(model_dir=service_model)])
     with ServerThread(repository, local_options()) as predictor:
         transformer = FeatureTransformer(
-            FeastLookup(store), predictor_client(predictor.http_url, "v2", timeout_s=2)
+            FeastLookup(store, FRAUD_SERVICE),
+            predictor_client(predictor.http_url, "v2", timeout_s=2),
+            CHECKOUT,
+            name="fraud",
         )
         transformer.connect(timeout_s=10)
     # The predictor is gone now.
@@ -239,16 +259,95 @@ def test_every_model_input_is_produced(
 ) -> None:
     """The service model's inputs all come from the store, the context or the request; a
     model that needs something else is announced at start-up (it would always be missing)."""
-    lookup = FeastLookup(store)
-    transformer = FeatureTransformer(lookup, predictor_client(scorer_server.http_url, "v2"))
+    lookup = FeastLookup(store, FRAUD_SERVICE)
+    transformer = FeatureTransformer(
+        lookup, predictor_client(scorer_server.http_url, "v2"), CHECKOUT, name="fraud"
+    )
     with caplog.at_level("WARNING", logger="getit_ml.serving.transformer"):
         transformer.connect(timeout_s=10)
     assert "always be missing" not in caplog.text
     lookup_names = lookup.feature_names
     assert "avg_payment_amount_30d" in lookup_names  # read for the on-demand view
-    short = FeastLookup(store)
+    short = FeastLookup(store, FRAUD_SERVICE)
     short.refs = [r for r in short.refs if not r.endswith(":avg_payment_amount_30d")]
-    renamed = FeatureTransformer(short, predictor_client(scorer_server.http_url, "v2"))
+    renamed = FeatureTransformer(
+        short, predictor_client(scorer_server.http_url, "v2"), CHECKOUT, name="fraud"
+    )
     with caplog.at_level("WARNING", logger="getit_ml.serving.transformer"):
         renamed.connect(timeout_s=10)
     assert "avg_payment_amount_30d" in caplog.text
+
+
+def test_the_lookup_finds_the_services_keys_and_request_fields(store: FeatureStore) -> None:
+    """Nothing is declared for a service by hand: its join keys, the request fields its
+    on-demand views read and their bodies come from the Feast registry."""
+    fraud = FeastLookup(store, FRAUD_SERVICE)
+    assert set(fraud.entity_keys) == {"customer_id", "device_id"}
+    assert set(fraud.request_fields) == {
+        "request_ts_us",
+        "amount_bdt",
+        "payment_method",
+        "checkout_device_id",
+        "checkout_wallet_account_id",
+    }
+    assert [body.__name__ for body in fraud.on_demand] == [
+        "calendar_context_view",
+        "transaction_context_view",
+    ]
+    churn = FeastLookup(store, CHURN_SERVICE)
+    assert churn.entity_keys == ("customer_id",)
+    assert churn.request_fields == ("request_ts_us",)
+    assert [body.__name__ for body in churn.on_demand] == ["calendar_context_view"]
+
+
+def test_a_request_that_cannot_feed_the_service_is_refused(store: FeatureStore) -> None:
+    with pytest.raises(UserError, match=r"needs .*device_id"):
+        FeatureTransformer(
+            FeastLookup(store, FRAUD_SERVICE), predictor_client("x:1", "v2"), SCORING
+        )
+
+
+def test_the_same_transformer_serves_churn(
+    store: FeatureStore, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Churn's request is a customer id and, by default, the time: the generic transformer reads
+    churn's service (customer features and the scoring calendar) and gets Feast's own answer."""
+    model = build_service_model(
+        family_feature_types(store, "churn"),
+        tmp_path_factory.mktemp("churn-model") / "model",
+        "churn",
+    )
+    scorer = load_scorer(model_dir=model)
+    with ServerThread(ModelRepository([scorer]), local_options()) as predictor:
+        transformer = FeatureTransformer(
+            FeastLookup(store, CHURN_SERVICE),
+            predictor_client(predictor.http_url, "v2"),
+            SCORING,
+            name="churn",
+        )
+        transformer.connect(timeout_s=10)
+        document = get_family("churn").serving.request_document(
+            [
+                {"customer_id": KNOWN, "request_ts_us": REQUEST_TS_US},
+                {"customer_id": UNKNOWN, "request_ts_us": REQUEST_TS_US},
+            ]
+        )
+        with ServerThread(ModelRepository([transformer]), local_options()) as running:
+            response = httpx.post(
+                f"{running.http_url}/v2/models/churn/infer", content=orjson.dumps(document)
+            )
+            defaulted = httpx.post(
+                f"{running.http_url}/v2/models/churn/infer",
+                content=orjson.dumps(
+                    get_family("churn").serving.request_document([{"customer_id": KNOWN}])
+                ),
+            )
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+    rows = [{"customer_id": c, "request_ts_us": REQUEST_TS_US} for c in (KNOWN, UNKNOWN)]
+    frame = feast_service_features(store, CHURN_SERVICE, rows).values
+    booster, schema = load_model(model)
+    np.testing.assert_allclose(
+        outputs["churn_probability"], predict_proba(booster, schema, frame), rtol=1e-6
+    )
+    assert defaulted.status_code == 200, defaulted.text  # request_ts_us defaults to now

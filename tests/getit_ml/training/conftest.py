@@ -6,10 +6,10 @@ import pyarrow.dataset as ds
 import pytest
 
 from getit_ml.data.generator import generate
+from getit_ml.families import get_family
 from getit_ml.features.engineering import build_offline_features
 from getit_ml.features.store import StoreLayout, apply_definitions, open_store
 from getit_ml.settings import load_settings
-from getit_ml.training.dataset import build_training_set
 from tests.getit_ml.training.support import MARKET, Marketplace
 
 
@@ -22,4 +22,5 @@ def marketplace(tmp_path_factory: pytest.TempPathFactory) -> Marketplace:
     store = open_store(settings, root / "features")
     apply_definitions(store, settings.feature_repo)
     payments = ds.dataset(root / "market" / "payments", partitioning="hive").to_table().to_pandas()
-    return Marketplace(payments, store, build_training_set(store, payments))
+    trainer = get_family("fraud").trainer
+    return Marketplace(payments, store, trainer.training_set(store, root / "market"))  # type: ignore[attr-defined]

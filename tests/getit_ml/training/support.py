@@ -31,4 +31,4 @@ def noisy_matrix(rows: int, seed: int, features: int = 8) -> FeatureMatrix:
     score = x[:, 0] + 0.5 * x[:, 1] - 0.5 * x[:, 2] + rng.normal(scale=1.0, size=rows)
     label = (score > np.quantile(score, 0.95)).astype(np.float64)
     amounts = rng.uniform(100, 5_000, size=rows).round(0)
-    return FeatureMatrix(x, label, tuple(f"f{i}" for i in range(features)), amounts)
+    return FeatureMatrix(x, label, tuple(f"f{i}" for i in range(features)), {"amount_bdt": amounts})

@@ -13,9 +13,10 @@ import pytest
 
 from getit_ml.data import reference as ref
 from getit_ml.errors import UserError
-from getit_ml.features import context
+from getit_ml.families.fraud import entities as fraud
+from getit_ml.features.feature_schema import FeatureSchema
 from getit_ml.training import dataset as ds
-from getit_ml.training.dataset import FeatureSchema, export_reference, fit_schema, time_split
+from getit_ml.training.dataset import export_reference, fit_schema, stratified_split, time_split
 from tests.getit_ml.training.support import Marketplace
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -26,10 +27,6 @@ def _nan_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 # ------------------------------------------------------------------------------ entity rows
-def test_request_fields_agree_with_the_feature_repository() -> None:
-    assert ds.REQUEST_FIELDS == context.CHECKOUT_REQUEST_FIELDS
-
-
 def test_entity_frame_carries_the_checkout_request_and_the_label() -> None:
     payments = pd.DataFrame(
         {
@@ -44,7 +41,7 @@ def test_entity_frame_carries_the_checkout_request_and_the_label() -> None:
             "fraud_pattern": [None, "card_testing"],
         }
     )
-    frame = ds.fraud_entity_frame(payments)
+    frame = fraud.fraud_entity_frame(payments)
     epoch_us = int(T0.timestamp() * 1_000_000)
     assert frame["request_ts_us"].tolist() == [epoch_us, epoch_us + 1_500_000]
     assert frame["checkout_device_id"].tolist() == [7, 8]
@@ -52,12 +49,12 @@ def test_entity_frame_carries_the_checkout_request_and_the_label() -> None:
     assert frame["event_timestamp"].tolist() == payments["payment_ts"].tolist()
     assert frame["is_fraud"].tolist() == [False, True]
     assert frame["fraud_pattern"].tolist() == [None, "card_testing"]
-    assert set(ds.ENTITY_COLUMNS) <= set(frame.columns)
+    assert set(fraud.JOIN_COLUMNS) <= set(frame.columns)
 
 
 def test_entity_frame_refuses_another_table() -> None:
     with pytest.raises(UserError, match="payments table lacks"):
-        ds.fraud_entity_frame(pd.DataFrame({"order_id": [1]}))
+        fraud.fraud_entity_frame(pd.DataFrame({"order_id": [1]}))
 
 
 # ------------------------------------------------------------------------------ time split
@@ -83,7 +80,7 @@ def test_time_split_keeps_rows_of_one_instant_together() -> None:
     # 14-16 in different parts; the time cut puts all four in validation.
     hours = [*range(13), 13, 13, 13, 13, 14, 15, 16]
     labels = [1] + [0] * 13 + [1, 0, 0, 0, 1, 0]
-    split = time_split(_frame(hours, labels), fractions=(0.7, 0.15, 0.15))
+    split = time_split(_frame(hours, labels), fractions=(0.7, 0.15, 0.15), label="is_fraud")
     assert split.summary() == {"train": 13, "validation": 4, "test": 3}
     assert set(split.validation["event_timestamp"]) == {T0 + timedelta(hours=13)}
 
@@ -92,17 +89,44 @@ def test_time_split_refuses_a_part_without_fraud() -> None:
     # 20 hourly rows: train is rows 0-13, validation 14-16, test 17-19, which has no fraud.
     labels = [1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0]
     frame = _frame(list(range(20)), labels)
-    with pytest.raises(UserError, match=r"the test part .* no positive"):
-        time_split(frame)
+    with pytest.raises(UserError, match=r"the test part .* does not hold both classes"):
+        time_split(frame, label="is_fraud")
     # With the fraud spread out, the same frame splits.
     frame["is_fraud"] = [1 if h % 3 == 0 else 0 for h in range(20)]
-    assert time_split(frame).test["is_fraud"].sum() > 0
+    assert time_split(frame, label="is_fraud").test["is_fraud"].sum() > 0
+
+
+def test_the_purge_gap_leaves_out_rows_whose_label_reaches_the_next_part() -> None:
+    # Daily rows over 40 days; a label window of 5 days: train rows less than 5 days before the
+    # validation cut, and validation rows less than 5 days before the test cut, are purged.
+    days = list(range(40))
+    frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(days=d) for d in days],
+                          "churned": [d % 2 for d in days]})  # fmt: skip
+    split = time_split(frame, fractions=(0.5, 0.25, 0.25), label="churned",
+                       gap=timedelta(days=5))  # fmt: skip
+    valid_from, test_from = split.cuts
+    assert split.train["event_timestamp"].max() <= valid_from - timedelta(days=5)
+    assert split.validation["event_timestamp"].max() <= test_from - timedelta(days=5)
+    # A row 5 days before the cut has a label window ending at the cut: it stays.
+    assert split.purged == {"train": 4, "validation": 4}
+    assert len(split.train) + len(split.validation) + len(split.test) == 40 - 8
+
+
+def test_a_stratified_split_keeps_the_prevalence() -> None:
+    frame = pd.DataFrame({"x": range(1_000), "label": [i % 10 == 0 for i in range(1_000)]})
+    split = stratified_split(frame, (0.6, 0.2, 0.2), "label", seed=1)
+    assert split.summary() == {"train": 600, "validation": 200, "test": 200}
+    assert [int(p["label"].sum()) for p in (split.train, split.validation, split.test)] == [
+        60, 20, 20,
+    ]  # fmt: skip
+    assert set(split.train["x"]).isdisjoint(split.test["x"])
+    assert split.time_column is None
 
 
 @pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.7, 0.2, 0.2), (0.0, 0.5, 0.5)])
 def test_time_split_rejects_bad_fractions(fractions: tuple[float, ...]) -> None:
     with pytest.raises(UserError, match="fractions"):
-        time_split(_frame([1, 2, 3], [1, 1, 1]), fractions=fractions)
+        time_split(_frame([1, 2, 3], [1, 1, 1]), fractions=fractions, label="is_fraud")
 
 
 # ------------------------------------------------------------------------------ encoding
@@ -116,7 +140,7 @@ def test_categories_come_from_train_and_unseen_values_encode_as_missing() -> Non
             "is_fraud": [0, 1, 0, 0],
         }
     )
-    schema = fit_schema(train, ["division", "flag", "ratio", "count"])
+    schema = fit_schema(train, ["division", "flag", "ratio", "count"], label="is_fraud")
     kinds = {f.name: (f.kind, f.categories) for f in schema.features}
     assert kinds == {
         "division": ("categorical", ("Dhaka", "Sylhet")),
@@ -145,24 +169,24 @@ def test_the_training_set_fits_categories_on_the_train_part_only() -> None:
     frame = _frame(hours, [1 if h % 3 == 0 else 0 for h in hours])
     frame["payment_method"] = ["bkash"] * 14 + ["card"] * 3 + ["nagad"] * 3
     frame["amount_bdt"] = [float(h) for h in hours]
-    data = ds.prepare_training_set(frame, {"payment_method": "string", "amount_bdt": "float64"})
+    data = ds.prepare_training_set(frame, {"payment_method": "string", "amount_bdt": "float64"},
+                                   label="is_fraud", carry=("amount_bdt",))  # fmt: skip
     assert data.schema.features[0].categories == ("bkash",)
     assert data.train.features[:, 0].tolist() == [0.0] * 14
     assert np.isnan(data.validation.features[:, 0]).all()
     assert np.isnan(data.test.features[:, 0]).all()
-    assert data.test.amount_bdt is not None
-    assert data.test.amount_bdt.tolist() == [17.0, 18.0, 19.0]
+    assert data.test.columns["amount_bdt"].tolist() == [17.0, 18.0, 19.0]
 
 
 def test_max_categories_keeps_the_most_frequent() -> None:
     frame = pd.DataFrame({"c": ["b"] * 3 + ["a"] * 2 + ["z"], "is_fraud": [0] * 6})
-    schema = fit_schema(frame, {"c": "string"}, max_categories=2)
+    schema = fit_schema(frame, {"c": "string"}, max_categories=2, label="is_fraud")
     assert schema.features[0].categories == ("a", "b")
     assert _nan_equal(schema.encode(pd.DataFrame({"c": ["z", "b"]}))[:, 0], np.array([np.nan, 1]))
 
 
 def test_encode_names_missing_features() -> None:
-    schema = fit_schema(pd.DataFrame({"x": [1.0], "y": [2.0]}), ["x", "y"])
+    schema = fit_schema(pd.DataFrame({"x": [1.0], "y": [2.0]}), ["x", "y"], label="is_fraud")
     with pytest.raises(UserError, match="lacks 1 feature"):
         schema.encode(pd.DataFrame({"x": [1.0]}))
 
@@ -170,7 +194,7 @@ def test_encode_names_missing_features() -> None:
 def test_the_model_inputs_exclude_identifiers(marketplace: Marketplace) -> None:
     schema = marketplace.data.schema
     names = set(schema.feature_names)
-    assert not names & ds.IDENTIFIER_COLUMNS
+    assert not names & fraud.IDENTIFIERS
     assert {"amount_bdt", "payment_method", "device_customers_30d", "is_new_device"} <= names
     kinds = {f.name: f for f in schema.features}
     assert kinds["division"].kind == "categorical"
@@ -197,11 +221,21 @@ def test_encoding_is_reproduced_from_the_schema_json(marketplace: Marketplace) -
     raw = json.loads(text)
     assert raw["feature_names"] == data.schema.feature_names
     assert raw["label"] == "is_fraud"
+    # What the sidecars need of the family travels in the file (version 2).
+    assert raw["version"] == 2
+    assert raw["metadata"]["family"] == "fraud"
+    assert raw["monitoring"]["output"] == "fraud_probability"
+    assert raw["monitoring"]["positive_class"] == "fraud"
+    assert "hour_local" in raw["monitoring"]["drift_ignored"]
+    assert {"feature": "is_new_device", "direction": "true", "code": "NEW_DEVICE",
+            "text": "new device"} in raw["monitoring"]["reasons"]  # fmt: skip
 
 
 def test_schema_json_rejects_other_documents() -> None:
     with pytest.raises(UserError, match="not a getit-ml/feature-schema"):
         FeatureSchema.from_json('{"format": "something-else", "version": 1}')
+    with pytest.raises(UserError, match="version 1 or 2"):
+        FeatureSchema.from_json('{"format": "getit-ml/feature-schema", "version": 9}')
     with pytest.raises(UserError, match="not JSON"):
         FeatureSchema.from_json("{")
 

@@ -137,7 +137,8 @@ def test_kfp_shapes_are_plain_finite_lists() -> None:
     json.dumps([fpr, tpr, thresholds], allow_nan=False)  # KFP stores them as JSON
     assert all(a >= b for a, b in itertools.pairwise(thresholds))
     categories, matrix = ev.confusion_matrix_data(result)
-    assert categories == ["genuine", "fraud"]
+    assert categories == ["negative", "positive"]
+    assert ev.confusion_matrix_data(result, ("genuine", "fraud"))[0] == ["genuine", "fraud"]
     assert sum(map(sum, matrix)) == 5_000
     assert matrix[1][0] + matrix[1][1] == int(y.sum())
     scalars = result.scalar_metrics()
@@ -146,7 +147,7 @@ def test_kfp_shapes_are_plain_finite_lists() -> None:
 
 
 def test_evaluate_refuses_one_class() -> None:
-    with pytest.raises(UserError, match="fraud and genuine"):
+    with pytest.raises(UserError, match="positive and negative"):
         ev.evaluate([0, 0], [0.1, 0.2], [1.0, 2.0])
     with pytest.raises(UserError, match="differ in length"):
         ev.evaluate([0, 1], [0.1], [1.0, 2.0])

@@ -103,7 +103,9 @@ def test_training_is_deterministic_given_the_seed() -> None:
 
 def test_save_and_load_give_identical_predictions(tmp_path: Path) -> None:
     train_frame, test_frame = _frames(3_000, seed=1), _frames(800, seed=2)
-    schema = fit_schema(train_frame, ["payment_method", "amount_bdt", "is_new_device", "noise"])
+    schema = fit_schema(
+        train_frame, ["payment_method", "amount_bdt", "is_new_device", "noise"], label="is_fraud"
+    )
     train = to_matrix(train_frame, schema)
     booster = model.train_xgboost(train, to_matrix(_frames(800, seed=3), schema), seed=0,
                                   num_boost_round=100, nthread=1)  # fmt: skip
@@ -131,10 +133,10 @@ def test_save_and_load_give_identical_predictions(tmp_path: Path) -> None:
 
 def test_save_refuses_a_schema_of_other_features(tmp_path: Path) -> None:
     frame = _frames(500, seed=1)
-    schema = fit_schema(frame, ["amount_bdt", "noise"])
+    schema = fit_schema(frame, ["amount_bdt", "noise"], label="is_fraud")
     booster = model.train_xgboost(to_matrix(frame, schema), None, seed=0, num_boost_round=3,
                                   nthread=1)  # fmt: skip
-    other = fit_schema(frame, ["noise", "amount_bdt"])
+    other = fit_schema(frame, ["noise", "amount_bdt"], label="is_fraud")
     with pytest.raises(UserError, match="differ from the feature schema"):
         model.save_model(booster, other, tmp_path / "m")
     with pytest.raises(UserError, match=r"no model\.json"):
