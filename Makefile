@@ -20,12 +20,10 @@ KIND_CLUSTER ?= getit-ml
 IMAGE_TAG ?= 0.1.0
 CERT_MANAGER_VERSION ?= v1.17.2
 KSERVE_VERSION ?= v0.16.0
-# image name = Dockerfile (every image is built from the repository root)
-IMAGES := fraud-scorer=inference_services/fraud_scorer/Dockerfile \
-	feature-transformer=inference_services/feature_transformer/Dockerfile \
-	explainer=inference_services/explainer/Dockerfile \
-	drift-detector=inference_services/drift_detector/Dockerfile \
-	components=docker/components/Dockerfile
+# The platform's images: getit-ml/<name>:$(IMAGE_TAG), each the target <name> of one multi-stage
+# docker/Dockerfile (shared base stages; built from the repository root).
+DOCKERFILE := docker/Dockerfile
+IMAGES := xgboost-scorer feature-transformer explainer drift-detector components
 
 # Nothing downloads models or data at run time.
 export HF_HUB_OFFLINE := 1
@@ -104,18 +102,19 @@ demo: setup ## run the platform's main job end to end on the embedded default
 
 test: setup tools lint typecheck test-platform test-monitoring test-cluster-collect ## lint, types, all tests
 
-lint: $(VENV)/.installed ## ruff check and format check
+lint: $(VENV)/.installed ## ruff check and format check; the import contracts (layers, families)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(VENV)/.installed ## mypy --strict on src/getit_ml
 	$(VENV)/bin/mypy
 
 test-platform: $(VENV)/.installed $(TOOLS_VENV)/.installed ## pytest in the platform environment (integration and deployment checks included)
-	$(PY) -m pytest -m "not cluster" --ignore=tests/monitoring
+	$(PY) -m pytest -m "not cluster" --ignore=tests/monitoring --durations=30
 
 test-monitoring: $(MON_VENV)/.installed ## pytest in the monitoring environment
-	$(MON_PY) -m pytest tests/monitoring
+	$(MON_PY) -m pytest tests/monitoring --durations=10
 
 test-cluster-collect: $(VENV)/.installed ## collect (not run) the cluster tests so they can't rot
 	$(PY) -m pytest --collect-only -q -m cluster --cluster tests/e2e
@@ -131,11 +130,10 @@ clean: ## remove both environments and the embedded state
 
 # --------------------------------------------------------------------------- images and kind
 # These need Docker (images, kind-*) and kind; `make test` proves the manifests without them.
-images: ## build the platform's images getit-ml/<name>:$(IMAGE_TAG) (needs Docker)
-	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; dockerfile=$${pair#*=}; \
-	  echo "== getit-ml/$$name:$(IMAGE_TAG) ($$dockerfile)"; \
-	  $(DOCKER) build -f $$dockerfile -t getit-ml/$$name:$(IMAGE_TAG) . ; \
+images: ## build the platform's images getit-ml/<name>:$(IMAGE_TAG) (needs Docker with BuildKit)
+	@for name in $(IMAGES); do \
+	  echo "== getit-ml/$$name:$(IMAGE_TAG) ($(DOCKERFILE) --target $$name)"; \
+	  $(DOCKER) build -f $(DOCKERFILE) --target $$name -t getit-ml/$$name:$(IMAGE_TAG) . ; \
 	done
 
 kind-up: $(VENV)/.installed ## a kind cluster with cert-manager and KServe (needs Docker, kind, network)
@@ -147,8 +145,8 @@ kind-up: $(VENV)/.installed ## a kind cluster with cert-manager and KServe (need
 	$(KUBECTL) apply --server-side -f https://github.com/kserve/kserve/releases/download/$(KSERVE_VERSION)/kserve-cluster-resources.yaml
 
 kind-deploy: $(VENV)/.installed ## load the images into kind, create the Secrets, apply manifests/overlays/kind
-	for pair in $(IMAGES); do \
-	  $(KIND) load docker-image --name $(KIND_CLUSTER) getit-ml/$${pair%%=*}:$(IMAGE_TAG); \
+	for name in $(IMAGES); do \
+	  $(KIND) load docker-image --name $(KIND_CLUSTER) getit-ml/$$name:$(IMAGE_TAG); \
 	done
 	$(KUBECTL) apply -f manifests/base/namespace.yaml
 	KUBECTL=$(KUBECTL) kind/secrets.sh
@@ -158,8 +156,8 @@ kind-deploy: $(VENV)/.installed ## load the images into kind, create the Secrets
 	  $(KUBECTL) -n getit-ml rollout status deployment/$$deployment --timeout=600s; \
 	done
 
-kind-seed: $(VENV)/.installed ## features, the champion model and the reference data into kind (after `make demo`)
-	KUBECTL=$(KUBECTL) GETIT_ML=$(VENV)/bin/getit-ml kind/seed.sh
+kind-seed: $(VENV)/.installed ## features, every family's champion and reference export into kind (after `make demo`)
+	KUBECTL=$(KUBECTL) GETIT_ML=$(VENV)/bin/getit-ml PY=$(PY) kind/seed.sh
 
 kind-test: $(VENV)/.installed ## the cluster tests against the kind deployment
 	$(PY) -m pytest --cluster -m cluster tests/e2e

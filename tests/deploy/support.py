@@ -3,6 +3,7 @@ rendered once per session (offline: the Helm v4 Go SDK and kubectl's kustomize; 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,32 @@ def dig(obj: Any, *path: str | int) -> Any:
     for key in path:
         obj = obj[key]
     return obj
+
+
+def chart_defaults() -> dict[str, Any]:
+    """The chart's values.yaml, a fresh copy each call."""
+    return copy.deepcopy(load_values(CHART / "values.yaml"))
+
+
+def model_entry(name: str, family: str, **changes: Any) -> dict[str, Any]:
+    """A ``models`` entry: the chart's first default entry renamed, with ``changes`` applied
+    (a mapping merges into the entry's mapping of that key: ``transformer={"enabled": False}``)."""
+    entry: dict[str, Any] = chart_defaults()["models"][0]
+    entry.update(name=name, family=family)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(entry.get(key), dict):
+            entry[key] = {**entry[key], **value}
+        else:
+            entry[key] = value
+    return entry
+
+
+def model_objects(objects: list[Manifest], model: str) -> list[Manifest]:
+    """The objects that belong to one model: its InferenceService and the objects labelled
+    ``getit-ml/model: <model>``."""
+    return [
+        o
+        for o in objects
+        if (o["kind"] == "InferenceService" and o["metadata"]["name"] == model)
+        or (o["metadata"].get("labels") or {}).get("getit-ml/model") == model
+    ]

@@ -11,7 +11,7 @@ import yaml
 
 from getit_ml.deploy.render import identity, lint_chart, load_values, render_chart
 from getit_ml.deploy.values_doc import BEGIN, END, render_readme, undocumented, values_table
-from tests.deploy.support import CHART, CI_VALUES, chart_objects, find
+from tests.deploy.support import CHART, CI_VALUES, chart_objects, find, model_entry
 
 EXPECTED_CI = {
     "external-services",
@@ -33,7 +33,8 @@ def test_chart_lints_clean(values_file: Path) -> None:
 
 
 def test_lint_reports_a_broken_value() -> None:
-    problems = lint_chart(CHART, {"fraud": {"deploymentMode": "Serverless"}})
+    models = [model_entry("fraud", "fraud", deploymentMode="Serverless")]
+    problems = lint_chart(CHART, {"models": models})
     assert any("deploymentMode" in p for p in problems), problems
 
 
@@ -48,15 +49,28 @@ def test_renders_unique_objects(values_file: Path) -> None:
 
 
 def test_knative_variant_and_minimal_set_differ_as_designed() -> None:
-    knative = find(chart_objects(CHART / "ci" / "knative-canary.yaml"), "InferenceService")[0]
-    assert knative["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
-    assert knative["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    minimal = {o["kind"] for o in chart_objects(CHART / "ci" / "minimal.yaml")}
+    variant = {
+        o["metadata"]["name"]: o
+        for o in find(chart_objects(CHART / "ci" / "knative-canary.yaml"), "InferenceService")
+    }
+    modes = {n: o["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+             for n, o in variant.items()}  # fmt: skip
+    assert modes == {"fraud": "Knative", "churn": "Standard"}, "one release, a mode per model"
+    assert variant["fraud"]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert "explainer" not in variant["churn"]["spec"]
+    minimal_objects = chart_objects(CHART / "ci" / "minimal.yaml")
+    minimal = {o["kind"] for o in minimal_objects}
     assert "Role" not in minimal
     assert "PrometheusRule" not in minimal
-    isvc = find(chart_objects(CHART / "ci" / "minimal.yaml"), "InferenceService")[0]
+    assert "PersistentVolumeClaim" not in minimal, "no explainer or detector reads a reference"
+    (isvc,) = find(minimal_objects, "InferenceService")
     assert set(isvc["spec"]) == {"predictor"}
     assert "logger" not in isvc["spec"]["predictor"]
+    assert isvc["spec"]["predictor"]["model"]["args"] == [
+        "--family=fraud",
+        "--model_uri=models:/fraud/3",
+        "--threshold=0.4",
+    ]
 
 
 def test_namespace_is_rendered_only_when_asked() -> None:
@@ -64,18 +78,29 @@ def test_namespace_is_rendered_only_when_asked() -> None:
     assert len(find(chart_objects(CHART / "ci" / "kustomize-base.yaml"), "Namespace")) == 1
 
 
+def _models(**changes: object) -> dict[str, object]:
+    """Values with one model whose entry has ``changes``."""
+    return {"models": [model_entry("fraud", "fraud", **changes)]}
+
+
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
         ({"images": {"tag": "latest"}}, "/images/tag"),
         ({"images": {"redis": "redis:latest"}}, "/images/redis"),
-        ({"fraud": {"deploymentMode": "Serverless"}}, "deploymentMode"),
-        ({"fraud": {"canaryTrafficPercent": 120}}, "canaryTrafficPercent"),
-        ({"fraud": {"autoscaling": {"minReplicas": 0}}}, "minReplicas"),
+        (_models(deploymentMode="Serverless"), "/models/0/deploymentMode"),
+        (_models(canaryTrafficPercent=120), "/models/0/canaryTrafficPercent"),
+        (_models(autoscaling={"minReplicas": 0}), "/models/0/autoscaling/minReplicas"),
+        (_models(threshold=1.5), "/models/0/threshold"),
+        (_models(modelUri="fraud-latest"), "/models/0/modelUri"),
+        (_models(transformer={"featureService": "Fraud Scoring"}), "featureService"),
+        (_models(driftDetector={"alertUrl": "ftp://x"}), "alertUrl"),
         ({"redis": {"password": "hunter2"}}, "password"),
         ({"secrets": {"postgresql": "Not_A_Name"}}, "/secrets/postgresql"),
-        ({"fraud": {"resources": {"requests": {"cpu": "lots"}}}}, "cpu"),
+        (_models(resources={"requests": {"cpu": "lots"}}), "cpu"),
+        ({"runtimes": {"xgboost-binary": {"image": "getit-ml/xgboost-scorer:latest"}}}, "image"),
         ({"serving": {"requestTimeoutSeconds": 0}}, "requestTimeoutSeconds"),
+        ({"fraud": {"name": "fraud"}}, "fraud"),
     ],
 )
 def test_schema_refuses_bad_values(values: dict[str, object], complaint: str) -> None:
@@ -96,13 +121,38 @@ def test_an_undocumented_value_is_caught() -> None:
     assert undocumented(text)[0] == ["sneaky.value"]
 
 
+def test_every_item_of_a_list_is_documented_with_its_index() -> None:
+    text = (CHART / "values.yaml").read_text(encoding="utf-8")
+    values = yaml.safe_load(text)
+    # A third default model without @param lines of its own is caught, key by key.
+    third = dict(values["models"][0], name="recommendations", family="recommendations")
+    section = "\n\n## @section Feast feature server"
+    grown = text.replace(section, "\n" + _flow_item(third) + section, 1)
+    assert [m["name"] for m in yaml.safe_load(grown)["models"]] == ["fraud", "churn", third["name"]]
+    missing, unknown = undocumented(grown)
+    assert "models[2].name" in missing
+    assert "models[2].driftDetector.pValue" in missing
+    assert unknown == []
+    # A @param line for an item that is not there names no value.
+    stray = text.replace(
+        "## @param models[1].name", "## @param models[5].name Nothing.\n## @param models[1].name"
+    )
+    assert undocumented(stray)[1] == ["models[5].name"]
+
+
+def _flow_item(entry: dict[str, object]) -> str:
+    """One list item in flow style, indented as the values file's models."""
+    return "  - " + yaml.safe_dump(entry, default_flow_style=True, width=10_000).strip() + "\n"
+
+
 def test_readme_values_table_is_generated_from_values() -> None:
     readme = (CHART / "README.md").read_text(encoding="utf-8")
     table = values_table((CHART / "values.yaml").read_text(encoding="utf-8"))
     assert render_readme(readme, table) == readme, "run: python -m getit_ml.deploy values-table"
     assert BEGIN in readme
     assert END in readme
-    assert "| `fraud.autoscaling.minReplicas` |" in table
+    assert "| `models[0].autoscaling.minReplicas` |" in table
+    assert "| `runtimes.xgboost-binary.image` |" in table
 
 
 def test_values_schema_lists_every_top_level_value() -> None:

@@ -104,9 +104,8 @@ def test_the_hardening_check_catches_a_weakened_container() -> None:
 
 def test_serving_probes_drain_and_grace_period(rendering: tuple[str, list[Manifest]]) -> None:
     _, objects = rendering
-    isvc = find(objects, "InferenceService")[0]
-    model = isvc["metadata"]["name"]
     for workload in (w for w in workloads(objects) if w.isvc):
+        model = workload.labels["serving.kserve.io/inferenceservice"]
         container = workload.containers[0]
         assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{model}/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -123,8 +122,10 @@ def test_serving_probes_drain_and_grace_period(rendering: tuple[str, list[Manife
         if workload.name.endswith("explainer"):
             longest = max(longest, 60)
         assert workload.pod["terminationGracePeriodSeconds"] > pre_stop + longest, workload.name
-    predictor = next(w for w in workloads(objects) if w.name.endswith("/predictor"))
-    assert arg_value(predictor.containers[0], "--enable_repository_extension") == "false"
+    predictors = [w for w in workloads(objects) if w.name.endswith("/predictor")]
+    assert predictors
+    for predictor in predictors:
+        assert arg_value(predictor.containers[0], "--enable_repository_extension") == "false"
 
 
 def test_standard_mode_autoscales_on_cpu_and_knative_mode_has_a_canary() -> None:
@@ -142,27 +143,46 @@ def test_standard_mode_autoscales_on_cpu_and_knative_mode_has_a_canary() -> None
     assert 0 < knative["spec"]["predictor"]["canaryTrafficPercent"] < 100
 
 
-def test_logger_sends_everything_to_the_drift_detector(
+def test_logger_sends_everything_to_the_models_drift_detector(
     rendering: tuple[str, list[Manifest]],
 ) -> None:
     _, objects = rendering
-    isvc = find(objects, "InferenceService")[0]
-    logger = isvc["spec"]["predictor"].get("logger")
-    if logger is None:
-        assert find(objects, "Deployment", "getit-ml-drift-detector") == []
-        return
-    assert logger["mode"] == "all"
-    match = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local/", logger["url"])
-    assert match, logger["url"]
-    service = one(objects, "Service", match.group(1))
-    assert service["metadata"]["namespace"] == match.group(2)
-    detector = one(objects, "Deployment", "getit-ml-drift-detector")
-    pod_labels = detector["spec"]["template"]["metadata"]["labels"]
-    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels)
-    assert (
-        f"--models={isvc['metadata']['name']}"
-        in detector["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    for isvc in find(objects, "InferenceService"):
+        model = isvc["metadata"]["name"]
+        detector_name = f"getit-ml-{model}-drift-detector"
+        logger = isvc["spec"]["predictor"].get("logger")
+        if logger is None:
+            assert find(objects, "Deployment", detector_name) == []
+            continue
+        assert logger["mode"] == "all"
+        match = re.fullmatch(
+            r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local/", logger["url"]
+        )
+        assert match, logger["url"]
+        service = one(objects, "Service", match.group(1))
+        assert service["metadata"]["namespace"] == match.group(2)
+        detector = one(objects, "Deployment", detector_name)
+        pod_labels = detector["spec"]["template"]["metadata"]["labels"]
+        assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels)
+        # The Service selects this model's detector and no other model's.
+        others = [
+            d
+            for d in find(objects, "Deployment")
+            if d is not detector
+            and selects(
+                {"matchLabels": service["spec"]["selector"]},
+                d["spec"]["template"]["metadata"]["labels"],
+            )
+        ]
+        assert others == []
+        container = detector["spec"]["template"]["spec"]["containers"][0]
+        assert arg_value(container, "--models") == model
+        assert arg_value(container, "--model_name") == model
+        assert arg_value(container, "--reference_dir") == f"/mnt/reference/{model}"
+        assert arg_value(container, "--predictor_url") == (
+            f"http://{model}-predictor.{match.group(2)}.svc.cluster.local"
+        )
+        assert "--reference_scores_url" not in " ".join(container["args"])
 
 
 def test_services_and_pdbs_select_real_pods(rendering: tuple[str, list[Manifest]]) -> None:
@@ -238,7 +258,11 @@ def test_redis_and_postgres_accept_only_their_clients() -> None:
         for w in workloads(objects)
         if any("podSelector" in p and selects(p["podSelector"], w.labels) for p in rule["from"])
     }
-    assert allowed == {"InferenceService/fraud/transformer", "Deployment/getit-ml-feature-server"}
+    assert allowed == {
+        "InferenceService/fraud/transformer",
+        "InferenceService/churn/transformer",
+        "Deployment/getit-ml-feature-server",
+    }
 
 
 def test_rbac_is_least_privilege(rendering: tuple[str, list[Manifest]]) -> None:
@@ -286,35 +310,96 @@ def test_images_are_pinned(values_file: Any) -> None:
 
 
 def _metric_names() -> set[str]:
+    """Every series the platform's processes expose: the drift detector's and the fast v2
+    servers' (scorer and transformer)."""
     from getit_ml.monitoring.metrics import DriftMetrics
+    from getit_ml.serving.metrics import InferenceMetrics
 
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names: set[str] = set()
-    for family in DriftMetrics().registry.collect():
-        names.add(family.name)
-        names.update(f"{family.name}{s}" for s in ("_total", "_bucket", "_count", "_sum"))
+    for registry in (DriftMetrics().registry, InferenceMetrics().registry):
+        for family in registry.collect():
+            names.update(f"{family.name}{s}" for s in suffixes[family.type])
     return names
 
 
-def test_alerts_and_dashboard_use_metrics_that_exist() -> None:
+def test_alerts_and_dashboards_use_metrics_that_exist() -> None:
     objects = chart_objects(None)
-    rule = one(objects, "PrometheusRule", "getit-ml-fraud-alerts")
-    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert "getit_ml_drift_is_drift" in alerts["GetitMlFraudDrift"]
-    assert 'response_code=~"5.."' in alerts["GetitMlFraudHighErrorRate"]
-    assert "histogram_quantile(0.99" in alerts["GetitMlFraudHighLatencyP99"]
+    rule = one(objects, "PrometheusRule", "getit-ml-alerts")
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    for isvc in find(objects, "InferenceService"):
+        model = isvc["metadata"]["name"]
+        dashboard = one(objects, "ConfigMap", f"getit-ml-{model}-dashboard")
+        board = json.loads(dashboard["data"][f"getit-ml-{model}.json"])
+        exprs += [t["expr"] for p in board["panels"] for t in p["targets"]]
+        assert "${" not in json.dumps(board).replace("${datasource}", "")
+        assert board["uid"] == f"getit-ml-{model}"
+        assert len(board["uid"]) <= 40  # Grafana's limit
     known = _metric_names()
-    dashboard = one(objects, "ConfigMap", "getit-ml-grafana-dashboard")
-    board = json.loads(dashboard["data"]["getit-ml-fraud.json"])
-    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]] + list(alerts.values())
     used = {m for e in exprs for m in re.findall(r"getit_ml_[a-z_]+", e)}
-    assert used
+    assert {"getit_ml_inference_requests_total", "getit_ml_drift_is_drift"} <= used
     assert used <= known, used - known
-    assert "${" not in json.dumps(board).replace("${datasource}", "")
+    assert not re.search(r"istio_|response_code|destination_service", json.dumps(exprs))
+
+
+def test_the_metric_check_catches_an_unknown_metric() -> None:
+    assert "getit_ml_inference_request_duration_seconds_bucket" in _metric_names()
+    assert "getit_ml_inference_requests_total" in _metric_names()
+    assert "getit_ml_inference_requests_bucket" not in _metric_names()
+    assert "getit_ml_inference_request_duration_seconds_total" not in _metric_names()
+
+
+def test_drift_detectors_are_scraped_through_their_services() -> None:
+    objects = chart_objects(None)
     monitor = one(objects, "ServiceMonitor", "getit-ml-drift-detector")
-    service = one(objects, "Service", "getit-ml-drift-detector")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items()
-    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    services = [
+        s for s in find(objects, "Service") if selector.items() <= s["metadata"]["labels"].items()
+    ]
+    assert {s["metadata"]["name"] for s in services} == {
+        "getit-ml-fraud-drift-detector",
+        "getit-ml-churn-drift-detector",
+    }
+    for service in services:
+        ports = {p["name"] for p in service["spec"]["ports"]}
+        assert monitor["spec"]["endpoints"][0]["port"] in ports
+
+
+@pytest.mark.parametrize("values_file", [None, CHART / "ci" / "knative-canary.yaml"])
+def test_pod_monitors_scrape_each_models_predictor_and_transformer(values_file: Any) -> None:
+    objects = chart_objects(values_file)
+    found = workloads(objects)
+    policies = find(objects, "NetworkPolicy")
+    for isvc in find(objects, "InferenceService"):
+        model = isvc["metadata"]["name"]
+        knative = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+        monitor = one(objects, "PodMonitor", f"getit-ml-{model}-serving")
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        assert endpoint["path"] == "/metrics"
+        scraped = [w for w in found if selects(monitor["spec"]["selector"], w.labels)]
+        expected = {f"InferenceService/{model}/predictor"}
+        if "transformer" in isvc["spec"]:
+            expected.add(f"InferenceService/{model}/transformer")
+        assert {w.name for w in scraped} == expected
+        for workload in scraped:
+            (port,) = [p for c in workload.containers for p in c.get("ports", [])]
+            assert port["containerPort"] == 8080
+            # Knative renames the user container's port; KServe's Standard mode keeps ours.
+            assert endpoint["port"] == ("user-port" if knative else port["name"])
+            # Prometheus's namespace may reach port 8080 of the pod.
+            assert any(
+                selects(p["spec"]["podSelector"], workload.labels)
+                and any(
+                    {"port": 8080, "protocol": "TCP"} in rule.get("ports", [])
+                    and any(
+                        peer.get("namespaceSelector", {}).get("matchLabels", {})
+                        == {"kubernetes.io/metadata.name": "monitoring"}
+                        for peer in rule["from"]
+                    )
+                    for rule in p["spec"].get("ingress", [])
+                )
+                for p in policies
+            ), f"{workload.name}: Prometheus may not scrape it"
 
 
 def test_platform_settings_in_the_environment_exist(rendering: tuple[str, list[Manifest]]) -> None:

@@ -17,7 +17,9 @@ from tests.deploy.support import CHART, KUBERNETES_VERSIONS, chart_objects
 KSERVE_GROUP = "serving.kserve.io"
 #: Kinds validated elsewhere (CRDs) or by shape.
 OTHER_KINDS = {"InferenceService", "ServingRuntime", "InferenceGraph", "ClusterServingRuntime"}
-PROMETHEUS_KINDS = {"ServiceMonitor", "PrometheusRule"}
+PROMETHEUS_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+#: Fields of the operator's endpoint specs the chart uses (PodMetricsEndpoint adds relabelings).
+ENDPOINT_FIELDS = {"port", "path", "interval", "scheme"}
 
 
 def core_errors(obj: Manifest, version: str = KUBERNETES_VERSIONS[-1]) -> str | None:
@@ -95,7 +97,18 @@ def test_prometheus_operator_kinds_have_their_shape(
             assert obj["apiVersion"] == "monitoring.coreos.com/v1"
             assert obj["spec"]["selector"]["matchLabels"]
             for endpoint in obj["spec"]["endpoints"]:
-                assert set(endpoint) <= {"port", "path", "interval", "scheme"}
+                assert set(endpoint) <= ENDPOINT_FIELDS
+        elif obj["kind"] == "PodMonitor":
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+            assert obj["spec"]["selector"]["matchLabels"]
+            assert obj["spec"]["namespaceSelector"]["matchNames"] == [obj["metadata"]["namespace"]]
+            for endpoint in obj["spec"]["podMetricsEndpoints"]:
+                assert set(endpoint) <= ENDPOINT_FIELDS | {"relabelings"}
+                for relabeling in endpoint.get("relabelings", []):
+                    assert set(relabeling) <= {"sourceLabels", "targetLabel", "action", "regex"}
+                    assert all(
+                        s.startswith("__meta_kubernetes_pod_") for s in relabeling["sourceLabels"]
+                    )
         elif obj["kind"] == "PrometheusRule":
             assert obj["apiVersion"] == "monitoring.coreos.com/v1"
             for group in obj["spec"]["groups"]:

@@ -13,14 +13,28 @@ contain the chart name. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* Name of one component's objects: (dict "ctx" $ "component" "drift-detector") */}}
+{{/* Name of one component's objects: (dict "ctx" $ "component" "mlflow"), or of one model's
+(dict "ctx" $ "component" "drift-detector" "model" "fraud"): "<prefix>-fraud-drift-detector".
+Names also name Services and label values, so longer than 63 characters fails the render rather
+than being cut (two cut names could collide). */}}
 {{- define "getit-ml.name" -}}
-{{- printf "%s-%s" (include "getit-ml.fullname" .ctx) .component -}}
+{{- $name := include "getit-ml.fullname" .ctx -}}
+{{- with .model }}{{ $name = printf "%s-%s" $name . }}{{ end -}}
+{{- $name = printf "%s-%s" $name .component -}}
+{{- if gt (len $name) 63 -}}
+{{- fail (printf "object name %s is longer than 63 characters: shorten the model's name or set fullnameOverride" $name) -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
+{{/* A model's own objects (its drift detector) carry the model's name in getit-ml/model, so one
+selector picks one model's pods and app.kubernetes.io/name still says what they are. */}}
 {{- define "getit-ml.selectorLabels" -}}
 app.kubernetes.io/name: {{ .component }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+{{- with .model }}
+getit-ml/model: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{- define "getit-ml.labels" -}}
@@ -95,8 +109,47 @@ imagePullSecrets:
 {{- printf "http://%s.%s.svc.cluster.local:5000" (include "getit-ml.name" (dict "ctx" . "component" "mlflow")) .Release.Namespace -}}
 {{- end -}}
 
+{{/* The payload logger's target: the model's drift detector, (dict "ctx" $ "model" "fraud"). */}}
 {{- define "getit-ml.driftUrl" -}}
-{{- printf "http://%s.%s.svc.cluster.local/" (include "getit-ml.name" (dict "ctx" . "component" "drift-detector")) .Release.Namespace -}}
+{{- printf "http://%s.%s.svc.cluster.local/" (include "getit-ml.name" (dict "ctx" .ctx "component" "drift-detector" "model" .model)) .ctx.Release.Namespace -}}
+{{- end -}}
+
+{{/* The v2 predictor of a model, as the explainer and the drift detector call it. */}}
+{{- define "getit-ml.predictorUrl" -}}
+{{- printf "http://%s-predictor.%s.svc.cluster.local" .model .ctx.Release.Namespace -}}
+{{- end -}}
+
+{{/* What the schema cannot say about the models list: names are unique, each runtime is in
+`runtimes`, replica bounds are ordered. Renders nothing; fails the render with the reason. */}}
+{{- define "getit-ml.validateModels" -}}
+{{- $seen := dict -}}
+{{- range $m := .Values.models -}}
+{{- if hasKey $seen $m.name -}}
+{{- fail (printf "models: the name %q is used twice (each entry is one InferenceService)" $m.name) -}}
+{{- end -}}
+{{- $_ := set $seen $m.name true -}}
+{{- if not (index $.Values.runtimes $m.runtime) -}}
+{{- fail (printf "models[%s].runtime %q is not a key of runtimes" $m.name $m.runtime) -}}
+{{- end -}}
+{{- if gt (int $m.autoscaling.minReplicas) (int $m.autoscaling.maxReplicas) -}}
+{{- fail (printf "models[%s].autoscaling: minReplicas is above maxReplicas" $m.name) -}}
+{{- end -}}
+{{- range $component := list "transformer" "explainer" -}}
+{{- $c := index $m $component -}}
+{{- if and $c.enabled (gt (int $c.replicas.min) (int $c.replicas.max)) -}}
+{{- fail (printf "models[%s].%s.replicas: min is above max" $m.name $component) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether any model has a component enabled: (dict "ctx" $ "component" "driftDetector") -> "true" or "". */}}
+{{- define "getit-ml.anyModelHas" -}}
+{{- $found := false -}}
+{{- range .ctx.Values.models -}}
+{{- if (index . $.component).enabled }}{{ $found = true }}{{ end -}}
+{{- end -}}
+{{- if $found }}true{{ end -}}
 {{- end -}}
 
 {{/* Environment shared by the platform's processes that read Redis and the Feast registry. */}}
@@ -133,9 +186,9 @@ imagePullSecrets:
   value: /tmp/numba
 {{- end -}}
 
-{{/* Labels KServe puts on an InferenceService component's pods. */}}
+{{/* Labels KServe puts on an InferenceService component's pods: (dict "model" "fraud" "component" "predictor"). */}}
 {{- define "getit-ml.isvcPodLabels" -}}
-serving.kserve.io/inferenceservice: {{ .ctx.Values.fraud.name }}
+serving.kserve.io/inferenceservice: {{ .model }}
 component: {{ .component }}
 {{- end -}}
 
