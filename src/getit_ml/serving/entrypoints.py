@@ -76,6 +76,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace_period", type=int, default=30, help="Seconds to drain requests on SIGTERM."
     )
+    parser.add_argument(
+        "--metrics",
+        type=_flag,
+        default=True,
+        help="Per-model Prometheus metrics at GET /metrics (--server fast).",
+    )
     parser.add_argument("--host", default="0.0.0.0", help="Address to listen on.")
     parser.add_argument("--log_level", default="INFO", help="getit_ml log level.")
 
@@ -239,6 +245,7 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         host=args.host,
         max_body_bytes=args.max_body_bytes,
         grace_period_s=args.grace_period,
+        metrics=args.metrics,
     )
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ from getit_ml.training.dataset import FeatureMatrix, label_array, to_matrix
 from getit_ml.training.family import DatasetEvaluation, Direction
 
 if TYPE_CHECKING:
-    from getit_ml.training.tabular import BinaryTask
+    from getit_ml.features.feature_schema import MonitoringHints
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,35 @@ class LabelledTable:
 
 #: What ``getit-ml data import tabular`` writes.
 LABELLED_EXAMPLES: Final = LabelledTable()
+
+
+class BinaryTask(Protocol):
+    """What this protocol reads of a binary family's task
+    (:class:`~getit_ml.training.tabular.BinaryTask` has it all)."""
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def monitoring(self) -> MonitoringHints: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    @property
+    def ranking_metric(self) -> str: ...
+
+    @property
+    def promotion_metric(self) -> str: ...
+
+    @property
+    def cost(self) -> CostModel: ...
+
+    @property
+    def tables(self) -> tuple[LabelledTable, ...]: ...
+
+    @property
+    def selection(self) -> str: ...
 
 
 @dataclass(frozen=True)
