@@ -43,7 +43,7 @@ from typing import Any, Final
 import orjson
 
 from getit_ml import __version__
-from getit_ml.serving.metrics import CANCELLED, CONTENT_TYPE, InferenceMetrics, model_labels
+from getit_ml.serving.metrics import CANCELLED, CONTENT_TYPE, InferenceMetrics
 from getit_ml.serving.protocol import (
     BINARY_HEADER,
     DEFAULT_MAX_BODY_BYTES,
@@ -89,7 +89,7 @@ class V2App:
         self.repository = repository
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
-        self._observe = None if metrics is None else metrics.rest.observe
+        self._metrics = None if metrics is None else metrics.rest
         extensions = ["binary_tensor_data"]
         if repository.enable_load_unload:
             extensions.append("model_repository")
@@ -228,13 +228,10 @@ class V2App:
             status = CANCELLED
             raise
         finally:
-            observe = self._observe
-            if observe is not None:
-                if model is not None:
-                    labels = model.name, model.version
-                else:
-                    labels = model_labels(self.repository, name, version)
-                observe(*labels, status, perf_counter() - start)
+            if self._metrics is not None:
+                self._metrics.observe_request(
+                    self.repository, model, name, version, status, perf_counter() - start
+                )
 
     async def _repository_route(
         self, method: str, tail: list[str], scope: Scope, receive: Receive

@@ -27,7 +27,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from getit_ml import __version__
 from getit_ml.serving.app import SERVER_NAME
-from getit_ml.serving.metrics import CANCELLED, InferenceMetrics, model_labels
+from getit_ml.serving.metrics import CANCELLED, InferenceMetrics
 from getit_ml.serving.protocol import (
     FLOAT_TYPES,
     INT_RANGES,
@@ -238,7 +238,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         self, repository: ModelRepository, metrics: InferenceMetrics | None = None
     ) -> None:
         self.repository = repository
-        self._observe = None if metrics is None else metrics.grpc.observe
+        self._metrics = None if metrics is None else metrics.grpc
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
@@ -297,15 +297,15 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 grpc.StatusCode.INTERNAL, f"internal server error ({type(error).__name__})"
             )
         finally:
-            observe = self._observe
-            if observe is not None:
-                if model is not None:
-                    labels = model.name, model.version
-                else:
-                    labels = model_labels(
-                        self.repository, request.model_name, request.model_version or None
-                    )
-                observe(*labels, status, perf_counter() - start)
+            if self._metrics is not None:
+                self._metrics.observe_request(
+                    self.repository,
+                    model,
+                    request.model_name,
+                    request.model_version or None,
+                    status,
+                    perf_counter() - start,
+                )
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         try:

@@ -55,7 +55,7 @@ from getit_ml.serving.protocol import ProtocolError
 if TYPE_CHECKING:  # prometheus_client is imported when metrics are first made (~50 ms cold)
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from getit_ml.serving.repository import ModelRepository
+    from getit_ml.serving.repository import ModelRepository, ServedModel
 
 REQUESTS_TOTAL: Final = "getit_ml_inference_requests_total"
 REQUEST_DURATION: Final = "getit_ml_inference_request_duration_seconds"
@@ -128,6 +128,22 @@ class ProtocolMetrics:
             children = self._labelled(model, version, status)
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_request(
+        self,
+        repository: ModelRepository,
+        served: ServedModel | None,
+        name: str,
+        version: str | None,
+        status: int,
+        seconds: float,
+    ) -> None:
+        """Count one request for ``name``/``version``: under the model that answered it
+        (``served``), else under bounded labels (:func:`model_labels`)."""
+        if served is not None:
+            self.observe(served.name, served.version, status, seconds)
+        else:
+            self.observe(*model_labels(repository, name, version), status, seconds)
 
     def _labelled(self, model: str, version: str, status: int) -> tuple[Counter, Histogram]:
         labels = (model, version, str(status), self.protocol)
