@@ -19,6 +19,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _default_store(home: Path, population: str) -> Path:
+    """The family's demo store (``home/features/<population>``) when the demo built it, else the
+    store ``getit-ml features build`` writes (``home/features``)."""
+    from getit_ml.demo.workspace import store_dir
+
+    demo = store_dir(home, population)
+    return demo if (demo / "data").is_dir() else home / "features"
+
+
 @user_errors
 def serve(
     ctx: typer.Context,
@@ -47,8 +56,8 @@ def serve(
         Path | None,
         typer.Option(
             "--feature-store",
-            help="Feature store folder (default: the family's demo store under "
-            "GETIT_ML_HOME/features).",
+            help="Feature store folder (default: the family's demo store, "
+            "GETIT_ML_HOME/features/<population>, else GETIT_ML_HOME/features).",
         ),
     ] = None,
     threshold: Annotated[
@@ -58,7 +67,6 @@ def serve(
 ) -> None:
     """Serve a family's model over v2 REST and gRPC until Ctrl-C or SIGTERM (in-flight requests
     are drained)."""
-    from getit_ml.demo.workspace import store_dir
     from getit_ml.errors import UserError
     from getit_ml.families import get_family
     from getit_ml.serving.launcher import LaunchOptions, LocalServing
@@ -76,7 +84,7 @@ def serve(
         with_transformer=with_transformer,
         http_port=http_port,
         grpc_port=grpc_port,
-        feature_store=feature_store or store_dir(settings.home, spec.demo.population),
+        feature_store=feature_store or _default_store(settings.home, spec.demo.population),
         threshold=threshold,
         host=host,
         log_level=settings.log_level,
