@@ -4,10 +4,7 @@ stopped, a webhook receiver, the reference files in the training pipeline's expo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ import pyarrow.parquet as pq
 
 from getit_ml.monitoring.alerts import AlertReceiver
 from getit_ml.monitoring.schema import REFERENCE_FILE, SCHEMA_FILE, Reference
+from getit_ml.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,45 +62,20 @@ def request(
 @contextmanager
 def served(
     arguments: list[str], port: int, ready_path: str, *, timeout: float = 90.0, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[ManagedProcess]:
     """Start ``python ARGUMENTS`` in the repository root, wait until ``GET ready_path`` answers
-    200, and always stop it (terminate, then kill) when the block ends."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, *arguments],
-            cwd=ROOT,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{arguments[:2]} exited with {process.returncode}:\n"
-                        f"{log.read_text()[-3000:]}"
-                    )
-                try:
-                    status, _ = request("GET", f"http://127.0.0.1:{port}{ready_path}", timeout=2)
-                    if status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{arguments[:2]} not ready after {timeout} s:\n{log.read_text()[-3000:]}"
-                    )
-                time.sleep(0.2)
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    200, and always stop it (SIGTERM, then SIGKILL) when the block ends."""
+    process = ManagedProcess(
+        [sys.executable, *arguments],
+        name=" ".join(arguments[:2]),
+        ready_url=f"http://127.0.0.1:{port}{ready_path}",
+        log=log,
+        in_repository=True,
+        start_timeout_s=timeout,
+        stop_timeout_s=15.0,
+    )
+    with process:
+        yield process
 
 
 #: The alert receiver of the library, under the name the tests use.
