@@ -2,7 +2,8 @@
 
 Runs `getit_ml.data.generator.generate` for each requested size in its own process (so peak RSS is
 that run's alone), beside the issue's goal for the size: 10M events in <= 5 minutes on 2 cores with
-peak RSS <= 2 GB (goal time scales linearly for smaller sizes). Prints a table and ends with
+peak RSS <= 2 GB (goal time scales linearly for smaller sizes). Prints the load average
+(``os.getloadavg()``) at the start and at the end, a table, and ends with
 
     RESULT events=<n> seconds=<s> events_per_s=<x> peak_rss_mb=<m>
 
@@ -38,6 +39,11 @@ print(json.dumps({"events": summary.rows["events"], "rows": sum(summary.rows.val
 """
 
 
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
 def run_size(target_events: int, workdir: Path) -> dict[str, float]:
     customers = max(100, round(target_events / (EVENTS_PER_CUSTOMER_DAY * DAYS)))
     out = workdir / f"events-{target_events}"
@@ -63,6 +69,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where to write (temp)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"start: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         results = [run_size(size, Path(tmp)) for size in sizes]
     header = (
@@ -79,6 +86,7 @@ def main() -> None:
             f"{goal_s:>7.1f} {GOAL_PEAK_RSS_MB:>8.0f}"
         )
     largest = max(results, key=lambda r: r["events"])
+    print(f"end: {load_average()}")
     print(
         f"RESULT events={largest['events']} seconds={largest['seconds']:.1f} "
         f"events_per_s={largest['events'] / largest['seconds']:.0f} "

@@ -4,9 +4,11 @@ The drift detector's tests (:class:`getit_ml.monitoring.detectors.Detectors`: al
 TabularDrift — KS per numeric feature, Chi-square per categorical one — and KSDrift on the fraud
 scores, one Bonferroni correction over the family, plus the IForest outlier detector) run on
 windows of ``--window`` payments drawn from a synthetic population with the fraud model's real
-input shape (125 features of ``fraud_scoring_v1``: :mod:`getit_ml.monitoring.synthetic`). The
-reference is ``--reference`` payments of the same population. Scenarios, ``--windows`` windows
-each:
+input shape (125 features of ``fraud_scoring_v1``: :mod:`getit_ml.monitoring.synthetic`) and the
+fraud family's monitoring hints (``getit_ml.families.fraud.TASK.monitoring``), so the features
+left out of the test are those a trained fraud model's schema names (the calendar context,
+constant within a window: the detectors' default, ``ignore_features=None``). The reference is
+``--reference`` payments of the same population. Scenarios, ``--windows`` windows each:
 
 * ``none`` — the reference distribution (every alarm is a false alarm);
 * ``amount_log +0.5 SD`` — a 0.5-standard-deviation mean shift of one important feature;
@@ -18,7 +20,7 @@ The peer, run on the same windows: a per-feature z-test of the window mean again
 mean (Bonferroni), the simple monitor many teams start with.
 
 Goals: false-alarm rate <= 5%, power >= 95% for the 0.5-SD mean shift and the payment-mix change.
-Ends with
+The load average (``os.getloadavg()``) is printed at the start and at the end. Ends with
 
     RESULT false_alarm_rate=<x> power_mean_shift=<x> power_mix_shift=<x> ms_per_window=<x>
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from getit_ml.families.fraud import TASK
 from getit_ml.monitoring.detectors import DetectorConfig, Detectors
 from getit_ml.monitoring.synthetic import FESTIVAL_MIX, FraudPopulation, fraud_probability
 
@@ -62,6 +66,11 @@ SCENARIOS = (
 )
 
 
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
 def mean_z_test(reference: np.ndarray, alpha: float) -> Callable[[np.ndarray], bool]:
     """The peer: |window mean - reference mean| / (reference SD / sqrt(n)) per feature, NaN
     ignored, Bonferroni over the features."""
@@ -79,7 +88,7 @@ def mean_z_test(reference: np.ndarray, alpha: float) -> Callable[[np.ndarray], b
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    population = FraudPopulation(seed=args.seed)
+    population = FraudPopulation(seed=args.seed, hints=TASK.monitoring)
     schema = population.schema
     reference = population.reference(args.reference, seed=args.seed + 100)
     started = time.perf_counter()
@@ -122,6 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ms_per_window": 1000 * float(np.mean(test_seconds)),
         "fit_seconds": fit_seconds,
         "features": len(detectors.tested),
+        "ignored": list(detectors.ignored),
     }
 
 
@@ -135,9 +145,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    print(f"start: {load_average()}")
     out = run(args)
     print(
-        f"drift detector: {out['features']} features tested, reference {args.reference}, "
+        f"drift detector: {out['features']} features tested ({len(out['ignored'])} left out as "
+        f"the schema's hints say: {', '.join(out['ignored'])}), reference {args.reference}, "
         f"{args.windows} windows x {args.window} payments per scenario, p_val {P_VAL} "
         f"({args.correction}), fitted in {out['fit_seconds']:.1f} s"
     )
@@ -153,6 +165,7 @@ def main() -> None:
     print()
     rates = {row["scenario"]: row["rate"] for row in out["rows"]}
     print(f"time per window (outliers + all tests): {out['ms_per_window']:.1f} ms")
+    print(f"end: {load_average()}")
     print(
         f"RESULT false_alarm_rate={rates['none']:.3f} "
         f"power_mean_shift={rates['amount_log +0.5 SD']:.3f} "

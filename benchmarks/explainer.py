@@ -2,9 +2,12 @@
 
 Starts a kserve 0.12.1 v2 predictor serving the synthetic population's true fraud probability (a
 model driven only by new device, wallet change, amount against the usual and payments in the last
-10 minutes; ``tests/monitoring/support/predictor_server.py``), then explains the ``--instances``
-highest-scored payments of a fresh sample with :class:`TabularExplainer` calling that predictor
-over v2 HTTP — AnchorTabular (alibi 0.9.4) and Kernel SHAP, as the explainer sidecar does. Reports
+10 minutes; :data:`PREDICTOR_SERVER` below, a process of its own through
+:class:`getit_ml.processes.ManagedProcess`), then explains the ``--instances`` highest-scored
+payments of a fresh sample with :class:`TabularExplainer` calling that predictor over v2 HTTP —
+AnchorTabular (alibi 0.9.4) and Kernel SHAP, as the explainer sidecar does. The population's
+schema carries the fraud family's monitoring hints (``getit_ml.families.fraud.TASK.monitoring``),
+so the reasons are the family's phrases, as a trained fraud model's schema gives them. Reports
 seconds per explanation (goal: < 2 s for one instance on 2 cores), predictor calls and rows, and
 faithfulness: the share of attribution on the model's four features and whether every anchor
 names only them. The peer, on ``--peer`` of the same instances, anchors only: alibi's
@@ -15,7 +18,8 @@ one instance on our 2-core machine).
 
     .venv-monitoring/bin/python benchmarks/explainer.py [--instances 10] [--peer 3]
 
-Ends with ``RESULT seconds_p50=<x> seconds_max=<x> known_share=<x> anchor_faithful=<x>
+The load average (``os.getloadavg()``) is printed at the start and at the end. Ends with
+``RESULT seconds_p50=<x> seconds_max=<x> known_share=<x> anchor_faithful=<x>
 peer_seconds=<x>``.
 """
 
@@ -24,43 +28,91 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from getit_ml.families.fraud import TASK
 from getit_ml.monitoring.explainer import ExplainerConfig, TabularExplainer
 from getit_ml.monitoring.predictor import V2Predictor
+from getit_ml.monitoring.schema import Reference
 from getit_ml.monitoring.synthetic import FraudPopulation, fraud_probability
+from getit_ml.processes import ManagedProcess
 from getit_ml.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FEATURES = {"is_new_device", "is_wallet_change", "amount_vs_avg_30d", "payments_10m"}
+MODEL_NAME = "fraud"
+#: A kserve v2 predictor of the synthetic population's true fraud probability, in the platform
+#: scorer's batch form: FP64 ``features`` [N, F] and an optional BOOL ``missing`` mask (NaN and
+#: null are refused, as there). Run as ``python predictor.py --http_port N --model_name fraud``.
+PREDICTOR_SERVER = r"""
+import uuid
+
+import kserve
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse
+from kserve.errors import InvalidInput
+
+from getit_ml.monitoring.synthetic import fraud_probability, fraud_schema
 
 
-def _start_predictor(port: int) -> subprocess.Popen[bytes]:
-    script = ROOT / "tests" / "monitoring" / "support" / "predictor_server.py"
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, str(script), "--http_port", str(port), "--model_name", "fraud"],
+class SyntheticFraudModel(kserve.Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.schema = fraud_schema()
+
+    def load(self):
+        self.ready = True
+        return True
+
+    async def predict(self, payload, headers=None):
+        if not isinstance(payload, InferRequest):
+            raise InvalidInput("this predictor speaks v2 only")
+        tensors = {t.name: t for t in payload.inputs}
+        if "features" not in tensors:
+            raise InvalidInput("expected an input named `features`")
+        rows = np.asarray(tensors["features"].as_numpy(), dtype=np.float64)
+        rows = rows.reshape(-1, self.schema.width)
+        if not np.isfinite(rows).all():
+            raise InvalidInput("non-finite input: mark missing values in `missing`")
+        if "missing" in tensors:
+            mask = np.asarray(tensors["missing"].as_numpy(), dtype=np.bool_).reshape(rows.shape)
+            rows = np.where(mask, np.nan, rows)
+        scores = fraud_probability(self.schema, rows)
+        output = InferOutput("fraud_probability", [len(scores)], "FP64")
+        output.set_data_from_numpy(scores)
+        return InferResponse(payload.id or uuid.uuid4().hex, self.name, [output])
+
+
+args = kserve.model_server.parser.parse_args()
+model = SyntheticFraudModel(args.model_name)
+model.load()
+kserve.ModelServer(
+    http_port=args.http_port, enable_grpc=False, workers=1, configure_logging=False
+).start([model])
+"""
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
+def predictor_process(script: Path, port: int, log: Path) -> ManagedProcess:
+    return ManagedProcess(
+        [sys.executable, str(script), "--http_port", str(port), "--model_name", MODEL_NAME],
+        name="synthetic fraud predictor",
+        ready_url=f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/ready",
         cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        log=log,
+        start_timeout_s=60.0,
+        stop_timeout_s=15.0,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/fraud/ready", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("the predictor did not start")
 
 
 def _measure(explainer: TabularExplainer, rows: np.ndarray) -> list[dict[str, Any]]:
@@ -85,32 +137,49 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=5_000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    population = FraudPopulation(seed=0)
+    print(f"start: {load_average()}")
+    population = FraudPopulation(seed=0, hints=TASK.monitoring)
     reference = population.reference(args.reference)
     sample = population.sample(20_000, np.random.default_rng(7)).features
     scores = fraud_probability(population.schema, sample)
     flagged = sample[np.argsort(-scores)[: max(args.instances, args.peer)]]
     port = free_port()
-    predictor_process = _start_predictor(port)
-    try:
-        predictor = V2Predictor(f"http://127.0.0.1:{port}", "fraud")
-        ours = TabularExplainer(reference, predictor, ExplainerConfig()).fit()
-        results = _measure(ours, flagged[: args.instances])
-        peer_results: list[dict[str, Any]] = []
-        if args.peer:
-            candidates = 0 if args.peer_all_features else ExplainerConfig().anchor_candidates
-            peer = TabularExplainer(
-                reference,
-                predictor,
-                ExplainerConfig(methods=("anchor",), anchor_candidates=candidates),
-            )
-            peer.fit()
-            for sampler in peer._anchor.samplers:
-                sampler.batch = False
-            peer_results = _measure(peer, flagged[: args.peer])
-    finally:
-        predictor_process.terminate()
-        predictor_process.wait(15)
+    with tempfile.TemporaryDirectory(prefix="explainer-bench-") as tmp:
+        script = Path(tmp) / "predictor.py"
+        script.write_text(PREDICTOR_SERVER, encoding="utf-8")
+        with predictor_process(script, port, Path(tmp) / "predictor.log"):
+            results, peer_results = explain(args, reference, flagged, port)
+    report(args, population, results, peer_results)
+
+
+def explain(
+    args: argparse.Namespace, reference: Reference, flagged: np.ndarray, port: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ours on ``--instances`` rows, the peer on ``--peer`` of them, over v2 HTTP."""
+    predictor = V2Predictor(f"http://127.0.0.1:{port}", MODEL_NAME)
+    ours = TabularExplainer(reference, predictor, ExplainerConfig()).fit()
+    results = _measure(ours, flagged[: args.instances])
+    peer_results: list[dict[str, Any]] = []
+    if args.peer:
+        candidates = 0 if args.peer_all_features else ExplainerConfig().anchor_candidates
+        peer = TabularExplainer(
+            reference,
+            predictor,
+            ExplainerConfig(methods=("anchor",), anchor_candidates=candidates),
+        )
+        peer.fit()
+        for sampler in peer._anchor.samplers:
+            sampler.batch = False
+        peer_results = _measure(peer, flagged[: args.peer])
+    return results, peer_results
+
+
+def report(
+    args: argparse.Namespace,
+    population: FraudPopulation,
+    results: list[dict[str, Any]],
+    peer_results: list[dict[str, Any]],
+) -> None:
     print(
         f"explainer over v2 HTTP: {population.schema.width} features, reference "
         f"{args.reference}, {os.cpu_count()} CPUs"
@@ -145,6 +214,7 @@ def main() -> None:
             f"peer (alibi's per-rule sampling, {scope}, anchors only): {peer_seconds:.2f} s and "
             f"{calls:.0f} predictor calls per explanation over {len(peer_results)} instances"
         )
+    print(f"end: {load_average()}")
     print(
         f"RESULT seconds_p50={float(np.median(seconds)):.3f} seconds_max={max(seconds):.3f} "
         f"known_share={float(np.mean(shares)):.3f} anchor_faithful={np.mean(faithful):.2f} "

@@ -31,7 +31,8 @@ Anchors (measured on this kind of machine, Feast 0.67, 20 features): in-process 
 server p99 1.8-4.3 ms (50 features). Goals (one entity, the full fraud service): p99 <= 1.5 ms in
 process, <= 3 ms over HTTP; 100 entities p99 <= 10 ms; ingest >= 100k events/s.
 
-Prints a table (measurement: ours, peer, anchor, goal) and ends with
+Prints the load average (``os.getloadavg()``) at the start and at the end, a table
+(measurement: ours, peer, anchor, goal) and ends with
 
     RESULT online_p99_ms_sqlite=<x> online_p99_ms_redis=<x> http_p99_ms=<x>
            materialize_rows_per_s=<x> stream_events_per_s=<x>
@@ -49,8 +50,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +69,9 @@ import redis
 from feast import FeatureStore
 
 from getit_ml.data.generator import MarketplaceConfig, generate
+from getit_ml.families import get_family
 from getit_ml.features import schemas
+from getit_ml.features.context import CHECKOUT_REQUEST_FIELDS
 from getit_ml.features.engineering import build_offline_features
 from getit_ml.features.store import (
     FEATURE_STORE_YAML,
@@ -83,18 +84,14 @@ from getit_ml.features.store import (
     push_velocity,
 )
 from getit_ml.features.streaming import StreamConsumer, events_from_marketplace, publish_events
+from getit_ml.processes import ManagedProcess
 from getit_ml.services import free_port
 from getit_ml.settings import PlatformSettings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVICE = "fraud_scoring_v1"
-REQUEST_FIELDS = (
-    "request_ts_us",
-    "amount_bdt",
-    "payment_method",
-    "checkout_device_id",
-    "checkout_wallet_account_id",
-)
+#: The fraud family's feature service and the checkout request fields it reads.
+SERVICE = get_family("fraud").feature_service
+REQUEST_FIELDS = tuple(CHECKOUT_REQUEST_FIELDS)
 ENTITY_KEYS = ("customer_id", "device_id")
 HOUR_US = 3_600_000_000
 
@@ -106,6 +103,11 @@ GOAL_P99_MS_ONE = 1.5
 GOAL_P99_MS_HTTP = 3.0
 GOAL_P99_MS_BATCH = 10.0
 GOAL_EVENTS_PER_S = 100_000.0
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
 
 
 def log(message: str) -> None:
@@ -358,49 +360,29 @@ def feature_server(
     settings: PlatformSettings, root: Path, home: Path, log_path: Path
 ) -> Iterator[str]:
     """``getit-ml features serve`` on a free loopback port; yields its base URL."""
-    import httpx
-
     executable = Path(sys.executable).parent / "getit-ml"
     command = [str(executable) if executable.exists() else "getit-ml"]
     port = free_port()
     command += ["features", "serve", "--workdir", str(root), "--port", str(port)]
-    env = os.environ | {
+    env = {
         "GETIT_ML_HOME": str(home),
         "GETIT_ML_FEATURE_REPO": str(settings.feature_repo),
         "GETIT_ML_REDIS_URL": settings.redis_url,
         "GETIT_ML_POSTGRES_DSN": settings.postgres_dsn,
     }
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        with httpx.Client(timeout=2.0) as probe:
-            while True:
-                if process.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-3000:]
-                    raise SystemExit(f"feature server exited with {process.returncode}:\n{tail}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if probe.get(f"{url}/health").status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"feature server not answering on {url} after 180s")
-                time.sleep(0.25)
+    server = ManagedProcess(
+        command,
+        name="feature server",
+        ready_url=f"{url}/health",
+        env=env,
+        cwd=REPO_ROOT,
+        log=log_path,
+        start_timeout_s=180.0,
+        stop_timeout_s=30.0,
+    )
+    with server:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
-            process.wait()
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -603,6 +585,7 @@ def main() -> None:
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
 
+    print(f"start: {load_average()}", flush=True)
     settings = load_settings()
     repo = settings.feature_repo
     settings = load_settings(feature_repo=repo if repo.is_absolute() else REPO_ROOT / repo)
@@ -751,6 +734,7 @@ def main() -> None:
         ),
     ]
     print_table(table)
+    print(f"end: {load_average()}")
     print(
         f"RESULT online_p99_ms_sqlite={sqlite_result.one['ours'].p99:.3f} "
         f"online_p99_ms_redis={redis_result.one['ours'].p99:.3f} "
