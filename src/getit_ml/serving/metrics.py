@@ -30,12 +30,10 @@ health probes and scrapes would otherwise swamp the rates. The duration runs fro
 route to the answer being ready to send (body read, decode, model, encode), not the network
 transfer, which the server does not control and gRPC does not let a handler see.
 
-Each :class:`InferenceMetrics` has its own ``CollectorRegistry`` (one per server: tests and
-several servers in one process do not collide), exposed by the REST app at ``GET /metrics``.
-The per-request cost is two ``perf_counter`` calls, one dict lookup and two prometheus_client
-updates on children cached per label set (``.labels()`` per call would add a lock, a tuple and a
-dict lookup of its own per metric): about 1.6-2.5 µs per request (4-5.5 µs with ``.labels()``
-per call) next to the ~300 µs a scorer request costs at 3,000 req/s; the micro-benchmark in
+Each :class:`InferenceMetrics` has its own ``CollectorRegistry`` and its own numbers (one per
+server: tests and several servers in one process do not collide, whatever mode Feast puts
+prometheus_client in), exposed by the REST app at ``GET /metrics``. The per-request cost is two
+``perf_counter`` calls, one dict lookup and three additions; the micro-benchmark in
 ``tests/getit_ml/serving/test_metrics.py`` measures it.
 
 Example alert expressions::
@@ -48,12 +46,15 @@ Example alert expressions::
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from getit_ml.serving.protocol import ProtocolError
 
 if TYPE_CHECKING:  # prometheus_client is imported when metrics are first made (~50 ms cold)
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
     from getit_ml.serving.repository import ModelRepository, ServedModel
 
@@ -72,31 +73,42 @@ CANCELLED: Final = 499
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class _Series:
+    """One label set's count, sum and per-bucket counts (not cumulative: summed when scraped)."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+
+
 class InferenceMetrics:
     """The inference counter and histogram of one server, in a registry of their own.
 
     ``rest`` and ``grpc`` are the recorders the REST app and the gRPC servicer call per request.
+    The values are plain numbers held here and handed to ``prometheus_client`` only when scraped
+    (a collector of our own), not prometheus_client's metric objects: importing Feast switches
+    the process to prometheus_client's multiprocess mode (``feast.metrics`` sets
+    ``PROMETHEUS_MULTIPROC_DIR``), where every counter of one name shares one memory-mapped value
+    across registries — two servers in one process would count each other's requests — and an
+    increment is a write to a file mapping.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry
 
         self.registry = CollectorRegistry() if registry is None else registry
-        self._requests = Counter(
-            REQUESTS_TOTAL,
-            "Inference requests answered, by model, version, HTTP(-like) status and protocol.",
-            LABELS,
-            registry=self.registry,
-        )
-        self._duration = Histogram(
-            REQUEST_DURATION,
-            "Seconds from the matched inference route to the answer being ready to send.",
-            LABELS,
-            registry=self.registry,
-            buckets=BUCKETS,
-        )
-        self.rest = ProtocolMetrics(self._requests, self._duration, "rest")
-        self.grpc = ProtocolMetrics(self._requests, self._duration, "grpc")
+        self._series: dict[tuple[str, str, str, str], _Series] = {}
+        self.registry.register(_Collector(self._series))
+        self.rest = ProtocolMetrics(self._series, "rest")
+        self.grpc = ProtocolMetrics(self._series, "grpc")
 
     def exposition(self) -> bytes:
         """The registry in the text exposition format (:data:`CONTENT_TYPE`)."""
@@ -105,29 +117,63 @@ class InferenceMetrics:
         return generate_latest(self.registry)
 
 
+class _Collector:
+    """Hands the series to prometheus_client as a counter and a histogram family per scrape."""
+
+    def __init__(self, series: dict[tuple[str, str, str, str], _Series]) -> None:
+        self._series = series
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        requests = CounterMetricFamily(
+            REQUESTS_TOTAL.removesuffix("_total"),
+            "Inference requests answered, by model, version, HTTP(-like) status and protocol.",
+            labels=LABELS,
+        )
+        duration = HistogramMetricFamily(
+            REQUEST_DURATION,
+            "Seconds from the matched inference route to the answer being ready to send.",
+            labels=LABELS,
+        )
+        for labels, series in list(self._series.items()):
+            requests.add_metric(list(labels), series.count)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*BUCKETS, float("inf")), series.buckets, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            duration.add_metric(list(labels), buckets, series.total)
+        yield requests
+        yield duration
+
+
 class ProtocolMetrics:
     """One protocol's view of :class:`InferenceMetrics`: ``observe`` per inference request.
 
-    The labelled children are cached per ``(model, version, status)``: their number is bounded
-    by the served models and versions times the handful of statuses the server answers.
+    Series are kept per ``(model, version, status)``: their number is bounded by the served
+    models and versions times the handful of statuses the server answers. A server's REST app
+    and gRPC servicer run in one event loop, so updates need no lock.
     """
 
-    __slots__ = ("_children", "_duration", "_requests", "protocol")
+    __slots__ = ("_mine", "_series", "protocol")
 
-    def __init__(self, requests: Counter, duration: Histogram, protocol: str) -> None:
-        self._requests = requests
-        self._duration = duration
+    def __init__(self, series: dict[tuple[str, str, str, str], _Series], protocol: str) -> None:
+        self._series = series
         self.protocol = protocol
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._mine: dict[tuple[str, str, int], _Series] = {}
 
     def observe(self, model: str, version: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration (``model``/``version`` already bounded:
         a served model's, or :data:`UNKNOWN` from :func:`model_labels`)."""
-        children = self._children.get((model, version, status))
-        if children is None:
-            children = self._labelled(model, version, status)
-        children[0].inc()
-        children[1].observe(seconds)
+        series = self._mine.get((model, version, status))
+        if series is None:
+            series = self._series.setdefault((model, version, str(status), self.protocol),
+                                             _Series())  # fmt: skip
+            self._mine[(model, version, status)] = series
+        series.observe(seconds)
 
     def observe_request(
         self,
@@ -144,12 +190,6 @@ class ProtocolMetrics:
             self.observe(served.name, served.version, status, seconds)
         else:
             self.observe(*model_labels(repository, name, version), status, seconds)
-
-    def _labelled(self, model: str, version: str, status: int) -> tuple[Counter, Histogram]:
-        labels = (model, version, str(status), self.protocol)
-        children = (self._requests.labels(*labels), self._duration.labels(*labels))
-        self._children[(model, version, status)] = children
-        return children
 
 
 def model_labels(repository: ModelRepository, name: str, version: str | None) -> tuple[str, str]:
