@@ -78,6 +78,13 @@ class V2Server:
         self.repository = repository
         self.options = options
         self.metrics = InferenceMetrics() if options.metrics else None
+        if self.metrics is not None:
+            # A model may bring series of its own (the transformer: its dependencies' health,
+            # the online store's watermarks): they are scraped with the server's.
+            for model in repository.models():
+                collector = getattr(model, "metrics_collector", None)
+                if collector is not None:
+                    self.metrics.registry.register(collector)
         self.app = V2App(repository, max_body_bytes=options.max_body_bytes, metrics=self.metrics)
         self.http_port: int | None = None
         self.grpc_port: int | None = None
