@@ -113,6 +113,9 @@ class V2App:
             status, body, extra = await self._route(scope, receive)
         except ProtocolError as error:
             status, body, extra = error.status, error_body(error.message), []
+            retry_after = error.retry_after_header
+            if retry_after is not None:
+                extra = [(b"retry-after", retry_after.encode())]
         except Exception as error:  # a bug: answer 500 with a message, keep the traceback in logs
             logger.exception("unhandled error for %s %s", scope["method"], scope["path"])
             status = 500

@@ -227,6 +227,9 @@ def response_outputs(reply: Any) -> tuple[OutputTensor, ...]:
 
 async def _abort(context: Any, error: ProtocolError) -> None:
     code = STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL)
+    retry_after = error.retry_after_header
+    if retry_after is not None:
+        await context.abort(code, error.message, (("retry-after", retry_after),))
     await context.abort(code, error.message)
 
 

@@ -82,10 +82,20 @@ Parameters = dict[str, Any]
 class ProtocolError(Exception):
     """A request the server answers with an error: ``status`` is the HTTP status code."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        #: When to try again (a dependency is down or the server is shedding load): REST sends
+        #: it as ``Retry-After`` (whole seconds, at least 1), gRPC as ``retry-after`` metadata.
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """``Retry-After``'s value: whole seconds, rounded up, at least 1; ``None`` if unset."""
+        if self.retry_after_s is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after_s)))
 
 
 def bad_request(message: str) -> ProtocolError:
