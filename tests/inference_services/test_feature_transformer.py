@@ -15,10 +15,11 @@ from kserve.errors import InvalidInput
 from getit_ml.families import get_family
 from getit_ml.features.store import StoreLayout, apply_definitions, materialize, open_store
 from getit_ml.serving.entrypoints import transformer_parser
+from getit_ml.serving.predictor import predictor_client
 from getit_ml.serving.repository import ModelRepository
 from getit_ml.serving.scorer import load_scorer
 from getit_ml.serving.server import ServerOptions, ServerThread
-from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
+from getit_ml.serving.transformer import FeastLookup, FeatureTransformer
 from getit_ml.settings import load_settings
 from inference_services.feature_transformer.model import FeatureTransformerModel
 from tests.getit_ml.features.offline_fixtures import write_offline

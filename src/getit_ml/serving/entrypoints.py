@@ -221,7 +221,8 @@ def build_transformer(
 ) -> Any:
     """The feature transformer the arguments describe, for a family's serving declaration
     (not yet connected: the caller's ``load`` waits for the scorer)."""
-    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
+    from getit_ml.serving.predictor import predictor_client
+    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer
 
     if not args.predictor_host:
         raise UserError("give the scorer: --predictor_host HOST:PORT")

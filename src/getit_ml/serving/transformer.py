@@ -29,25 +29,18 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import httpx
-import numpy as np
-import orjson
-
 from getit_ml.errors import UserError
 from getit_ml.features.context import ON_DEMAND_FUNCTIONS
-from getit_ml.serving.http_client import HttpError, KeepAliveClient
+from getit_ml.serving.predictor import PredictorClient
 from getit_ml.serving.protocol import (
     INTEGER_TYPES,
     NUMERIC_TYPES,
-    NUMPY_TYPES,
     InferenceRequest,
     InferenceResponse,
-    OutputTensor,
     ProtocolError,
     bad_request,
     model_metadata,
@@ -369,172 +362,3 @@ def _value(value: Any, datatype: str) -> Any:
     if datatype in INTEGER_TYPES:
         return int(value)
     return float(value)
-
-
-# ------------------------------------------------------------------------------ the predictor
-class PredictorClient(Protocol):
-    def wait_for_metadata(self, model: str, timeout_s: float) -> dict[str, Any]: ...
-
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse: ...
-
-    async def close(self) -> None: ...
-
-
-def _response_from_document(document: Any) -> InferenceResponse:
-    try:
-        outputs = tuple(
-            OutputTensor(
-                o["name"],
-                o["datatype"],
-                np.asarray(o["data"], dtype=NUMPY_TYPES[o["datatype"]]).reshape(o["shape"]),
-            )
-            for o in document["outputs"]
-        )
-        return InferenceResponse(
-            model_name=str(document["model_name"]),
-            outputs=outputs,
-            model_version=document.get("model_version"),
-            parameters=dict(document.get("parameters") or {}),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProtocolError(502, f"the predictor's response is malformed: {error!r}") from None
-
-
-class RestPredictor:
-    """The scorer over v2 REST: keep-alive connections (:class:`KeepAliveClient`), orjson."""
-
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self._client: KeepAliveClient | None = None
-
-    def wait_for_metadata(self, model: str, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
-            while time.monotonic() < deadline:
-                try:
-                    ready = client.get(f"/v2/models/{model}/ready")
-                    if ready.status_code == 200:
-                        meta: dict[str, Any] = client.get(f"/v2/models/{model}").json()
-                        return meta
-                    last = f"{ready.status_code} {ready.text}"
-                except httpx.HTTPError as error:
-                    last = str(error)
-                time.sleep(0.2)
-        raise UserError(f"the predictor at {self.base_url} is not ready for {model!r}: {last}")
-
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse:
-        if self._client is None:
-            self._client = KeepAliveClient(self.base_url, timeout_s=self.timeout_s)
-        try:
-            response = await self._client.post(f"/v2/models/{model}/infer", orjson.dumps(document))
-        except HttpError as error:
-            raise ProtocolError(503, f"the predictor is unreachable: {error}") from None
-        if response.status != 200:
-            raise _predictor_error(response.status, response.body)
-        try:
-            parsed = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise ProtocolError(502, "the predictor's response is not JSON") from None
-        return _response_from_document(parsed)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-
-def _predictor_error(status: int, body: bytes) -> ProtocolError:
-    try:
-        message = str(orjson.loads(body).get("error", body[:200]))
-    except (orjson.JSONDecodeError, AttributeError):
-        message = body[:200].decode("utf-8", "replace")
-    # A 4xx from the scorer means this transformer built a bad request: our bug, not the
-    # client's. A 5xx is the scorer's failure, passed on as a bad gateway.
-    return ProtocolError(
-        500 if status < 500 else 502, f"the predictor answered {status}: {message}"
-    )
-
-
-class GrpcPredictor:
-    """The scorer over v2 gRPC (``grpc.aio``; the request built as for REST, then converted)."""
-
-    def __init__(self, target: str, *, timeout_s: float = 10.0) -> None:
-        self.target = target
-        self.timeout_s = timeout_s
-        self._channel: Any = None
-        self._stub: Any = None
-
-    def wait_for_metadata(self, model: str, timeout_s: float) -> dict[str, Any]:
-        import grpc  # type: ignore[import-untyped]
-        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
-        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb  # type: ignore[import-untyped]
-        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        with grpc.insecure_channel(self.target) as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            while time.monotonic() < deadline:
-                try:
-                    if stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=5).ready:
-                        meta = stub.ModelMetadata(pb.ModelMetadataRequest(name=model), timeout=5)
-                        out: dict[str, Any] = MessageToDict(meta, preserving_proto_field_name=True)
-                        for key in ("inputs", "outputs"):
-                            for tensor in out.get(key, []):
-                                tensor["shape"] = [int(d) for d in tensor.get("shape", [])]
-                        return out
-                    last = "not ready"
-                except grpc.RpcError as error:
-                    last = f"{error.code()}: {error.details()}"
-                time.sleep(0.2)
-        raise UserError(f"the predictor at {self.target} is not ready for {model!r}: {last}")
-
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse:
-        import grpc
-        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-
-        from getit_ml.serving.grpc_server import request_message, response_outputs
-
-        if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
-            self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
-        message = request_message(model, document)
-        try:
-            reply = await self._stub.ModelInfer(message, timeout=self.timeout_s)
-        except grpc.RpcError as error:
-            code = error.code()
-            status = 503 if code == grpc.StatusCode.UNAVAILABLE else 502
-            if code == grpc.StatusCode.INVALID_ARGUMENT:
-                status = 500
-            raise ProtocolError(
-                status, f"the predictor answered {code}: {error.details()}"
-            ) from None
-        return InferenceResponse(
-            model_name=reply.model_name,
-            outputs=response_outputs(reply),
-            model_version=reply.model_version or None,
-            parameters={
-                k: getattr(v, v.WhichOneof("parameter_choice"))
-                for k, v in reply.parameters.items()
-                if v.WhichOneof("parameter_choice")
-            },
-        )
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
-            self._stub = None
-
-
-def predictor_client(host: str, protocol: str, *, timeout_s: float = 10.0) -> PredictorClient:
-    """A client for the scorer at ``host`` (``host:port``, or a URL for REST) speaking
-    ``protocol``: ``v2`` (REST) or ``grpc-v2``, as KServe's ``--predictor_protocol`` names them."""
-    if protocol == "v2":
-        url = host if "://" in host else f"http://{host}"
-        return RestPredictor(url, timeout_s=timeout_s)
-    if protocol == "grpc-v2":
-        return GrpcPredictor(host.split("://")[-1], timeout_s=timeout_s)
-    raise UserError(f"predictor protocol must be v2 or grpc-v2 (got {protocol!r})")

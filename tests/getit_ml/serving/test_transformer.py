@@ -23,10 +23,11 @@ from getit_ml.errors import UserError
 from getit_ml.families import get_family
 from getit_ml.features.store import StoreLayout, apply_definitions, materialize, open_store
 from getit_ml.features.store import online_features as feast_service_features
+from getit_ml.serving.predictor import predictor_client
 from getit_ml.serving.repository import ModelRepository
 from getit_ml.serving.scorer import BinaryTabularScorer, load_scorer
 from getit_ml.serving.server import ServerThread
-from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, predictor_client
+from getit_ml.serving.transformer import FeastLookup, FeatureTransformer
 from getit_ml.settings import load_settings
 from getit_ml.training.xgb import load_model, predict_proba
 from tests.getit_ml.features.offline_fixtures import write_offline
