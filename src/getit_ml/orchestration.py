@@ -182,6 +182,15 @@ class LocalRun:
     output: Any
     seconds: float
 
+    @property
+    def feature_store(self) -> Path | None:
+        """The feature store the run's ``engineer_features`` step built, applied and
+        materialized (what ``getit-ml serve FAMILY --with-transformer --feature-store`` takes);
+        ``None`` when the run has none."""
+        found = sorted(self.pipeline_root.glob("*/engineer-features/feature_store"))
+        stores = [path for path in found if (path / "data").is_dir()]
+        return stores[-1] if stores else None
+
 
 def run_local(
     name: str,

@@ -118,3 +118,17 @@ def test_cli_submit_reports_an_unreachable_host(tmp_path: Path) -> None:
                                       "http://127.0.0.1:9", "--data-dir", str(data)])  # fmt: skip
     assert result.exit_code == 2
     assert "cannot submit to http://127.0.0.1:9" in result.output
+
+
+def test_a_local_run_names_the_feature_store_its_engineer_features_step_built(
+    tmp_path: Path,
+) -> None:
+    from getit_ml.orchestration import LocalRun
+
+    run = LocalRun("local-1", tmp_path, "3", 1.0)
+    assert run.feature_store is None  # no step wrote one
+    store = tmp_path / "fraud-training-2026" / "engineer-features" / "feature_store"
+    (store / "offline").mkdir(parents=True)
+    assert run.feature_store is None  # a folder without the store's data is not a store
+    (store / "data").mkdir()
+    assert run.feature_store == store

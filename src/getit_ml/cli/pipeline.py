@@ -132,6 +132,12 @@ def run(
         f"[bold]{result.output}[/]; outputs in {result.pipeline_root}; "
         f"see `getit-ml registry list {model}`"
     )
+    if result.feature_store is not None:
+        # The step's store is built, applied and materialized: the transformer can serve from it.
+        stdout.print(
+            f"serve it: getit-ml serve {name} --with-transformer --feature-store "
+            f"{result.feature_store}"
+        )
 
 
 @app.command("submit")
