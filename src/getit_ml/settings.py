@@ -55,6 +55,49 @@ class PlatformSettings(BaseSettings):
     service_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Seconds to wait for Redis or PostgreSQL before declaring it unreachable."""
 
+    online_store_connect_timeout_s: float = Field(default=0.25, gt=0, le=30)
+    """Seconds the feature transformer waits to open a connection to the Redis online store
+    (redis-py's ``socket_connect_timeout``). A store on the same network answers in well under a
+    millisecond; a dead host must cost a fraction of a second, not the kernel's minutes."""
+
+    online_store_read_timeout_s: float = Field(default=0.25, gt=0, le=30)
+    """Seconds the feature transformer waits for one Redis reply (``socket_timeout``). It bounds
+    how long a read stuck behind a frozen Redis holds its thread; the caller has its answer
+    earlier, at ``GETIT_ML_FEATURE_READ_DEADLINE_S``."""
+
+    feature_read_deadline_s: float = Field(default=0.2, gt=0, le=30)
+    """Per-request deadline of the transformer's online feature read. Past it the request gets
+    503 with ``Retry-After`` while the read finishes (or times out) in the background. A normal
+    read takes about a millisecond: 0.2 s keeps the 503 within 250 ms of normal latency."""
+
+    feature_read_workers: int = Field(default=8, ge=1, le=256)
+    """Threads that run the transformer's feature reads off the event loop. At most four reads
+    per thread may be in flight (running or queued); beyond that, a request is shed with 503
+    instead of queueing behind a store that does not answer."""
+
+    store_breaker_failures: int = Field(default=5, ge=1, le=10_000)
+    """Consecutive failed feature reads (errors or missed deadlines) that open the transformer's
+    circuit breaker: while it is open, requests fail in microseconds with 503 instead of each
+    waiting for the deadline."""
+
+    store_breaker_reset_s: float = Field(default=0.5, gt=0, le=60)
+    """Seconds an open circuit breaker waits before it lets one probe read through
+    (half-open); the probe's success closes it, so recovery follows the store within about this
+    long."""
+
+    predictor_call_timeout_s: float = Field(default=2.0, gt=0, le=600)
+    """Seconds the transformer waits for one scorer call before answering 503 (a scorer answers
+    in milliseconds; a hung one must not hold requests). The start-up wait for the scorer is a
+    separate flag, ``--predictor_timeout``."""
+
+    dependency_probe_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """How often the transformer's background monitor probes the online store (reachability and
+    the feature views' materialization watermarks) and the scorer's readiness."""
+
+    dependency_probe_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    """Seconds one probe of the monitor (the scorer's ready endpoint, the store's watermarks)
+    may take before the dependency counts as down."""
+
     feature_repo: Path = Path("feature_repo")
     """Folder of the Feast feature repository: the definitions and ``feature_store.yaml``."""
 

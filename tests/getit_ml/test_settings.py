@@ -67,3 +67,37 @@ def test_described_settings_mask_passwords() -> None:
 def test_mask_password_leaves_urls_without_one_alone() -> None:
     assert mask_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert mask_password("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
+
+
+def test_the_transformers_bounds_default_to_a_fast_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults put a store failure's 503 within 250 ms of normal latency, keep the scorer's
+    per-call timeout far below the start-up wait, and probe about once a second."""
+    for name in PlatformSettings.model_fields:
+        monkeypatch.delenv(f"GETIT_ML_{name.upper()}", raising=False)
+    settings = load_settings()
+    assert settings.feature_read_deadline_s <= 0.25
+    assert settings.online_store_read_timeout_s >= settings.feature_read_deadline_s
+    assert settings.online_store_connect_timeout_s <= 0.5
+    assert settings.predictor_call_timeout_s <= 5
+    assert settings.store_breaker_failures >= 1
+    assert 0 < settings.store_breaker_reset_s <= 2  # recovery within a second or two
+    assert settings.dependency_probe_interval_s == 1.0
+    assert settings.dependency_probe_timeout_s < settings.dependency_probe_interval_s
+
+
+def test_the_transformers_bounds_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GETIT_ML_FEATURE_READ_DEADLINE_S", "0.05")
+    monkeypatch.setenv("GETIT_ML_FEATURE_READ_WORKERS", "16")
+    monkeypatch.setenv("GETIT_ML_PREDICTOR_CALL_TIMEOUT_S", "1.5")
+    settings = load_settings()
+    assert settings.feature_read_deadline_s == 0.05
+    assert settings.feature_read_workers == 16
+    assert settings.predictor_call_timeout_s == 1.5
+    monkeypatch.setenv("GETIT_ML_FEATURE_READ_DEADLINE_S", "0")
+    monkeypatch.setenv("GETIT_ML_STORE_BREAKER_FAILURES", "0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "GETIT_ML_FEATURE_READ_DEADLINE_S" in str(caught.value)
+    assert "GETIT_ML_STORE_BREAKER_FAILURES" in str(caught.value)

@@ -44,6 +44,7 @@ from feast.errors import FeastError
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from getit_ml.errors import UserError
+from getit_ml.features.watermark import watermarks_for
 from getit_ml.services import sqlalchemy_postgres_url
 from getit_ml.settings import PlatformSettings
 
@@ -72,8 +73,22 @@ class StoreLayout:
         return self.root / "data"
 
 
-def redis_connection_string(url: str) -> str:
-    """Feast's Redis ``connection_string`` (``host:port,db=N,password=...``) from a redis URL."""
+@dataclass(frozen=True)
+class RedisTimeouts:
+    """redis-py socket timeouts for the Redis online store, in seconds (``None``: none).
+
+    A server reading features sets both short (the transformer's settings); a batch job
+    connects with a bound but leaves replies unbounded: a large materialization pipeline may
+    keep Redis busy for longer than any serving timeout."""
+
+    connect_s: float | None = None
+    read_s: float | None = None
+
+
+def redis_connection_string(url: str, timeouts: RedisTimeouts | None = None) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=N,password=...``) from a redis URL,
+    with ``socket_connect_timeout`` / ``socket_timeout`` when ``timeouts`` gives them (Feast
+    hands every option to ``redis.Redis``)."""
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss"}:
         raise UserError(f"GETIT_ML_REDIS_URL must start with redis:// or rediss:// (got {url!r})")
@@ -85,6 +100,10 @@ def redis_connection_string(url: str) -> str:
         options.append(f"password={unquote(parts.password)}")
     if parts.scheme == "rediss":
         options.append("ssl=true")
+    if timeouts is not None and timeouts.connect_s is not None:
+        options.append(f"socket_connect_timeout={timeouts.connect_s:g}")
+    if timeouts is not None and timeouts.read_s is not None:
+        options.append(f"socket_timeout={timeouts.read_s:g}")
     return ",".join(options)
 
 
@@ -101,8 +120,12 @@ def repo_config(
     profile: Profile,
     settings: PlatformSettings,
     project: str | None = None,
+    redis_timeouts: RedisTimeouts | None = None,
 ) -> RepoConfig:
-    """The store's configuration: the repository's YAML with paths and backends filled in."""
+    """The store's configuration: the repository's YAML with paths and backends filled in.
+
+    ``redis_timeouts`` (production profile): the Redis socket timeouts; by default connecting
+    is bounded by ``GETIT_ML_SERVICE_TIMEOUT_S`` and replies are not."""
     yaml_path = repo_dir / FEATURE_STORE_YAML
     if not yaml_path.is_file():
         raise UserError(f"no {FEATURE_STORE_YAML} in {repo_dir}: is GETIT_ML_FEATURE_REPO right?")
@@ -124,7 +147,10 @@ def repo_config(
         }
         raw["online_store"] = {
             "type": "redis",
-            "connection_string": redis_connection_string(settings.redis_url),
+            "connection_string": redis_connection_string(
+                settings.redis_url,
+                redis_timeouts or RedisTimeouts(connect_s=settings.service_timeout_s),
+            ),
         }
     return RepoConfig(repo_path=layout.root, **raw)
 
@@ -134,11 +160,12 @@ def open_store(
     root: Path,
     profile: Profile = Profile.EMBEDDED,
     project: str | None = None,
+    redis_timeouts: RedisTimeouts | None = None,
 ) -> FeatureStore:
     """A FeatureStore whose files live under ``root`` (``GETIT_ML_HOME/features`` by default)."""
     layout = StoreLayout(root.resolve())  # Feast resolves relative paths against the root
     layout.offline_dir.mkdir(parents=True, exist_ok=True)
-    config = repo_config(settings.feature_repo, layout, profile, settings, project)
+    config = repo_config(settings.feature_repo, layout, profile, settings, project, redis_timeouts)
     return FeatureStore(config=config)
 
 
@@ -193,29 +220,85 @@ def apply_definitions(store: FeatureStore, repo_dir: Path) -> list[FeastDefiniti
 
 
 # ------------------------------------------------------------------------------ materialize
+def materialized_views(store: FeatureStore, views: Sequence[str] | None = None) -> list[str]:
+    """The views a materialization of ``views`` loads: those named, else every enabled online
+    feature view (stream feature views included), as Feast chooses them."""
+    if views:
+        return list(views)
+    return [name for name, view in _batch_views(store).items() if view.online]
+
+
+def _batch_views(store: FeatureStore) -> dict[str, FeatureView]:
+    found = [*store.list_feature_views(), *store.list_stream_feature_views()]
+    return {view.name: view for view in found if getattr(view, "enabled", True)}
+
+
+def _advance_watermarks(store: FeatureStore, marks: Mapping[str, datetime]) -> None:
+    backend = watermarks_for(store.config)
+    try:
+        backend.advance(marks)
+    finally:
+        backend.close()
+    logger.info("watermarks advanced: %s", {v: m.isoformat() for v, m in marks.items()})
+
+
 def materialize(
     store: FeatureStore,
     start: datetime,
     end: datetime,
     views: Sequence[str] | None = None,
 ) -> None:
-    """Load the latest value per entity in ``[start, end]`` into the online store.
+    """Load the latest value per entity in ``[start, end]`` into the online store, then
+    advance the loaded views' watermarks (:mod:`getit_ml.features.watermark`) to ``end``.
 
     Safe to repeat and to backfill: the online stores keep the newest value per entity (Redis by
-    design, SQLite through the guarded store).
+    design, SQLite through the guarded store), and a watermark never moves back.
     """
     if end <= start:
         raise UserError(
             f"materialize: end {end.isoformat()} is not after start {start.isoformat()}"
         )
     store.materialize(start_date=start, end_date=end, feature_views=list(views) if views else None)
+    _advance_watermarks(store, dict.fromkeys(materialized_views(store, views), end))
 
 
 def materialize_incremental(
     store: FeatureStore, end: datetime, views: Sequence[str] | None = None
 ) -> None:
-    """Materialize from where the last run of each view stopped up to ``end``."""
-    store.materialize_incremental(end_date=end, feature_views=list(views) if views else None)
+    """Materialize each view from where its last run stopped up to ``end``, then advance the
+    views' watermarks to ``end``.
+
+    Feast takes "where the last run stopped" from its registry, which survives an online store
+    that lost its data (a Redis restarted empty): an incremental run would then load only the
+    last hours and the store would stay mostly empty. A view without a watermark is therefore
+    reloaded over its whole time-to-live (``end - ttl`` to ``end``; a year without a ttl), the
+    window Feast itself loads on a view's first incremental run — so the chart's re-materialize
+    job after a Redis restart really refills the store.
+    """
+    names = materialized_views(store, views)
+    backend = watermarks_for(store.config)
+    try:
+        marks = backend.read(names)
+    finally:
+        backend.close()
+    lost = [name for name in names if marks.get(name) is None]
+    kept = [name for name in names if name not in lost]
+    if kept:
+        store.materialize_incremental(end_date=end, feature_views=kept)
+    known = _batch_views(store) if lost else {}
+    for name in lost:
+        if name not in known:
+            raise UserError(f"materialize: no feature view {name!r} in the registry")
+        ttl = known[name].ttl
+        window = ttl if ttl is not None and ttl > timedelta(0) else timedelta(weeks=52)
+        logger.warning(
+            "%s has no watermark (a new or emptied online store): loading %s back from %s",
+            name,
+            window,
+            end.isoformat(),
+        )
+        store.materialize(start_date=end - window, end_date=end, feature_views=[name])
+    _advance_watermarks(store, dict.fromkeys(names, end))
 
 
 def build_feature_store(
@@ -246,9 +329,32 @@ def build_feature_store(
     return store, rows
 
 
+def pushed_views(store: FeatureStore, push_source: str) -> list[str]:
+    """The feature views a push to ``push_source`` writes (those it is the stream source of)."""
+    return [
+        view.name
+        for view in store.list_feature_views(allow_cache=True)
+        if view.stream_source is not None and view.stream_source.name == push_source
+    ]
+
+
+def push_online(
+    store: FeatureStore, push_source: str, rows: pd.DataFrame, timestamp_field: str
+) -> None:
+    """Push ``rows`` to the online store through ``push_source``, then advance the watermarks
+    of the views it feeds to the newest ``timestamp_field`` pushed."""
+    store.push(push_source, rows, to=PushMode.ONLINE)
+    if rows.empty:
+        return
+    newest = pd.Timestamp(rows[timestamp_field].max())
+    newest = newest.tz_localize("UTC") if newest.tzinfo is None else newest.tz_convert("UTC")
+    _advance_watermarks(store, dict.fromkeys(pushed_views(store, push_source), newest))
+
+
 def push_velocity(store: FeatureStore, rows: pd.DataFrame) -> None:
-    """Write fresh velocity rows (from the streaming job) to the online store."""
-    store.push("customer_velocity_push", rows, to=PushMode.ONLINE)
+    """Write fresh velocity rows (from the streaming job) to the online store, advancing
+    ``customer_velocity``'s watermark to their newest event time."""
+    push_online(store, "customer_velocity_push", rows, "event_timestamp")
 
 
 # ---------------------------------------------------------------------------- online reads
