@@ -3,18 +3,20 @@ request in ``preprocess`` (KServe's transformer contract) from a real feature st
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kserve import InferInput, InferRequest
+from kserve import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
+from getit_ml.errors import UserError
 from getit_ml.families import get_family
 from getit_ml.features.store import StoreLayout, apply_definitions, materialize, open_store
-from getit_ml.serving.entrypoints import transformer_parser
+from getit_ml.serving.entrypoints import build_transformer, transformer_parser
 from getit_ml.serving.predictor import predictor_client
 from getit_ml.serving.repository import ModelRepository
 from getit_ml.serving.scorer import load_scorer
@@ -68,7 +70,7 @@ def _checkout(customer: int, amount: float) -> InferRequest:
 
 
 def test_preprocess_builds_the_scorers_request(transformer_model: FeatureTransformerModel) -> None:
-    request = transformer_model.preprocess(_checkout(1, 1500.0))
+    request = asyncio.run(transformer_model.preprocess(_checkout(1, 1500.0)))
     names = [t.name for t in request.inputs]
     assert names[-1] == "missing"
     assert {"amount_bdt", "hour_local", "is_wallet"} <= set(names)
@@ -78,7 +80,19 @@ def test_preprocess_builds_the_scorers_request(transformer_model: FeatureTransfo
     mask = by_name["missing"].as_numpy()
     assert mask.shape == (1, len(names) - 1)
     assert not mask[0, names.index("amount_bdt")]
-    assert request.id == "c-1"
+    # KServe's client carries the request under an id of the adapter's own, so postprocess can
+    # add the rows' decision_status; the caller's id comes back.
+    result = InferResponse(
+        response_id=request.id,
+        model_name="fraud",
+        infer_outputs=[InferOutput("fraud_probability", [1], "FP64", [0.1])],
+    )
+    answered = transformer_model.postprocess(result)
+    assert answered.id == "c-1"
+    statuses = {o.name: o for o in answered.outputs}["decision_status"]
+    assert statuses.datatype == "BYTES"
+    assert list(statuses.data) == ["scored"]
+    assert answered.parameters["degraded_rows"] == 0
 
 
 def test_preprocess_refuses_a_malformed_checkout(
@@ -86,7 +100,7 @@ def test_preprocess_refuses_a_malformed_checkout(
 ) -> None:
     bad = InferRequest("fraud", [InferInput("amount_bdt", [1], "FP64", [np.inf])])
     with pytest.raises(InvalidInput):
-        transformer_model.preprocess(bad)
+        asyncio.run(transformer_model.preprocess(bad))
 
 
 def test_the_parser_takes_kserves_transformer_flags() -> None:
@@ -105,6 +119,49 @@ def test_the_parser_takes_kserves_transformer_flags() -> None:
     assert args.feature_service is None  # the family's
     assert args.predictor_timeout == 60.0
     assert Path(args.feature_store) == Path("/tmp/x")
+    assert args.freshness_check == "ttl"
+    assert args.predictor_call_timeout is None  # GETIT_ML_PREDICTOR_CALL_TIMEOUT_S
+    assert args.feature_read_deadline is None  # GETIT_ML_FEATURE_READ_DEADLINE_S
+    with pytest.raises(SystemExit):
+        transformer_parser().parse_args(["--freshness_check", "sometimes"])
+
+
+def test_the_entry_point_takes_its_bounds_from_settings_and_flags(
+    transformer_model: FeatureTransformerModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings give the timeouts, flags override them; the startup wait and the per-call
+    timeout are two values (one minute per call would let a hung scorer hold requests)."""
+    monkeypatch.setenv("GETIT_ML_PREDICTOR_CALL_TIMEOUT_S", "3.5")
+    monkeypatch.setenv("GETIT_ML_STORE_BREAKER_FAILURES", "7")
+    store = transformer_model.transformer.lookup.store  # type: ignore[attr-defined]
+    args = transformer_parser().parse_args(
+        ["--model_name", "fraud", "--predictor_host", "127.0.0.1:1", "--feature_store",
+         str(store.config.repo_path), "--feature_read_deadline", "0.05",
+         "--freshness_check", "off"]
+    )  # fmt: skip
+    transformer = build_transformer(args, get_family("fraud").serving)
+    assert transformer.predictor_timeout_s == 3.5
+    assert transformer.freshness_check == "off"
+    assert transformer.policy == get_family("fraud").serving.degraded
+    assert transformer.lookup.options.deadline_s == 0.05
+    assert transformer.lookup.options.breaker_failures == 7
+    bad = transformer_parser().parse_args(
+        ["--predictor_host", "127.0.0.1:1", "--predictor_call_timeout", "0"]
+    )
+    with pytest.raises(UserError, match="--predictor_call_timeout must be positive"):
+        build_transformer(bad, get_family("fraud").serving)
+
+
+def test_the_adapter_exposes_readiness_and_metrics(
+    transformer_model: FeatureTransformerModel,
+) -> None:
+    ready, reason = transformer_model.readiness()
+    assert not ready  # the fixture's data is from March 2025: older than the views' ttls
+    assert "is stale" in reason
+    collector = transformer_model.metrics_collector
+    names = {family.name for family in collector.collect()}
+    assert {"getit_ml_dependency_up", "getit_ml_feature_view_watermark_present",
+            "getit_ml_degraded_rows"} <= names  # fmt: skip
 
 
 def test_the_container_entry_point_honours_predictor_timeout(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from getit_ml.errors import UserError
+from getit_ml.serving.http_protocol import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT_S
 from getit_ml.serving.protocol import DEFAULT_MAX_BODY_BYTES
 from getit_ml.serving.repository import ModelRepository, ServedModel
 from getit_ml.serving.runtime import ServingSpec
@@ -77,6 +78,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--grace_period", type=int, default=30, help="Seconds to drain requests on SIGTERM."
     )
     parser.add_argument(
+        "--read_timeout",
+        type=float,
+        default=DEFAULT_READ_TIMEOUT_S,
+        help="Seconds a REST request (head and body) may take to arrive; slower: 408, closed.",
+    )
+    parser.add_argument(
+        "--max_connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="Open REST connections at most (more: 503 + Retry-After), and concurrent gRPC "
+        "calls; 0: no cap.",
+    )
+    parser.add_argument(
         "--metrics",
         type=_flag,
         default=True,
@@ -118,7 +132,17 @@ def scorer_parser() -> argparse.ArgumentParser:
         help="MLflow tracking/registry URI for --model_uri (default: GETIT_ML_MLFLOW_TRACKING_URI, "
         "else the embedded registry under GETIT_ML_HOME).",
     )
-    parser.add_argument("--expected_sha256", help="With --model_dir: refuse other bytes.")
+    parser.add_argument(
+        "--expected_sha256",
+        help="With --model_dir: the folder's artefact SHA-256 (the registry's getit.sha256 tag); "
+        "other bytes are refused.",
+    )
+    parser.add_argument(
+        "--allow_unverified",
+        type=_flag,
+        default=False,
+        help="With --model_dir: serve the folder without --expected_sha256 (development only).",
+    )
     parser.add_argument("--threshold", type=float, help="Decision threshold (default: model's).")
     parser.add_argument("--max_rows", type=int, default=10_000, help="Rows per request, at most.")
     parser.add_argument("--xgb_nthread", type=int, default=1, help="XGBoost threads per predict.")
@@ -160,7 +184,28 @@ def transformer_parser() -> argparse.ArgumentParser:
         "--predictor_timeout",
         type=float,
         default=60.0,
-        help="Seconds to wait for the scorer: at start-up until it is ready, and per call.",
+        help="Seconds to wait at start-up for the scorer to be ready.",
+    )
+    parser.add_argument(
+        "--predictor_call_timeout",
+        type=float,
+        default=None,
+        help="Seconds one scorer call may take before the request gets 503 (default: "
+        "GETIT_ML_PREDICTOR_CALL_TIMEOUT_S).",
+    )
+    parser.add_argument(
+        "--feature_read_deadline",
+        type=float,
+        default=None,
+        help="Seconds one online feature read may take before the request gets 503 (default: "
+        "GETIT_ML_FEATURE_READ_DEADLINE_S).",
+    )
+    parser.add_argument(
+        "--freshness_check",
+        choices=["ttl", "off"],
+        default="ttl",
+        help="ttl: not ready while a feature view's materialization watermark is older than "
+        "its ttl; off: only a missing watermark counts (historical demo data).",
     )
     return parser
 
@@ -180,6 +225,9 @@ def scorer_options(args: argparse.Namespace) -> ScorerOptions:
 def scorer_loader(args: argparse.Namespace) -> Callable[[], BinaryTabularScorer]:
     """What loads the scorer the arguments name (also the repository extension's loader)."""
     options = scorer_options(args)
+    if not args.model_dir and (args.expected_sha256 or args.allow_unverified):
+        # A registry reference is always verified (against the registry's record).
+        raise UserError("--expected_sha256 and --allow_unverified apply to --model_dir only")
     if args.model_uri:
         from getit_ml.registry.mlflow_registry import RegistryConfig
         from getit_ml.settings import load_settings
@@ -193,6 +241,15 @@ def scorer_loader(args: argparse.Namespace) -> Callable[[], BinaryTabularScorer]
         return lambda: load_scorer(model_uri=args.model_uri, registry=registry, options=options)
     if args.model_dir:
         model_dir = Path(args.model_dir)
+        if not args.expected_sha256 and not args.allow_unverified:
+            # A folder is whatever bytes are on disk now: serve it only if they are the ones
+            # registered, or if the operator says in so many words that they need not be.
+            raise UserError(
+                f"--model_dir {model_dir} needs --expected_sha256 HEX (the artefact's SHA-256, "
+                "as the registry records it) or, to serve it unverified, --allow_unverified true"
+            )
+        if args.expected_sha256 and args.allow_unverified:
+            raise UserError("give --expected_sha256 or --allow_unverified true, not both")
         return lambda: load_scorer(
             model_dir=model_dir, expected_sha256=args.expected_sha256, options=options
         )
@@ -201,8 +258,9 @@ def scorer_loader(args: argparse.Namespace) -> Callable[[], BinaryTabularScorer]
 
 def open_feature_store(args: argparse.Namespace, default_root: Path | None = None) -> Any:
     """The Feast store the arguments name: ``--feature_store`` (else ``default_root``, else
-    ``GETIT_ML_HOME/features``) with the ``--feature_store_profile``."""
-    from getit_ml.features.store import Profile, open_store
+    ``GETIT_ML_HOME/features``) with the ``--feature_store_profile``; a Redis online store
+    with the serving socket timeouts (``GETIT_ML_ONLINE_STORE_*_TIMEOUT_S``)."""
+    from getit_ml.features.store import Profile, RedisTimeouts, open_store
     from getit_ml.settings import load_settings
 
     settings = load_settings()
@@ -213,7 +271,11 @@ def open_feature_store(args: argparse.Namespace, default_root: Path | None = Non
             f"no feature store at {root}: build one (getit-ml features build / apply / "
             "materialize, or run the demo) or pass --feature_store"
         )
-    return open_store(settings, root, Profile(args.feature_store_profile))
+    timeouts = RedisTimeouts(
+        connect_s=settings.online_store_connect_timeout_s,
+        read_s=settings.online_store_read_timeout_s,
+    )
+    return open_store(settings, root, Profile(args.feature_store_profile), redis_timeouts=timeouts)
 
 
 def build_transformer(
@@ -221,31 +283,58 @@ def build_transformer(
 ) -> Any:
     """The feature transformer the arguments describe, for a family's serving declaration
     (not yet connected: the caller's ``load`` waits for the scorer)."""
+    from dataclasses import replace
+
     from getit_ml.serving.predictor import predictor_client
-    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer
+    from getit_ml.serving.transformer import FeastLookup, FeatureTransformer, ReadOptions
+    from getit_ml.settings import load_settings
 
     if not args.predictor_host:
         raise UserError("give the scorer: --predictor_host HOST:PORT")
-    if args.predictor_timeout <= 0:
-        raise UserError(f"--predictor_timeout must be positive (got {args.predictor_timeout})")
+    for flag in ("predictor_timeout", "predictor_call_timeout", "feature_read_deadline"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UserError(f"--{flag} must be positive (got {value})")
+    settings = load_settings()
+    options = ReadOptions.from_settings(settings)
+    if args.feature_read_deadline is not None:
+        options = replace(options, deadline_s=args.feature_read_deadline)
+    call_timeout_s = args.predictor_call_timeout or settings.predictor_call_timeout_s
     service = args.feature_service or serving.feature_service
     return FeatureTransformer(
-        FeastLookup(open_feature_store(args, default_store), service),
-        predictor_client(
-            args.predictor_host, args.predictor_protocol, timeout_s=args.predictor_timeout
-        ),
+        FeastLookup(open_feature_store(args, default_store), service, options),
+        predictor_client(args.predictor_host, args.predictor_protocol, timeout_s=call_timeout_s),
         serving.request,
         name=model_name(args),
+        degraded=serving.degraded,
+        freshness_check=args.freshness_check,
+        predictor_timeout_s=call_timeout_s,
+        probe_interval_s=settings.dependency_probe_interval_s,
+        probe_timeout_s=settings.dependency_probe_timeout_s,
     )
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
+    if args.read_timeout <= 0:
+        raise UserError(f"--read_timeout must be positive (got {args.read_timeout})")
+    if args.max_connections < 0:
+        raise UserError(
+            f"--max_connections must be 0 (no cap) or more (got {args.max_connections})"
+        )
+    if args.timeout_keep_alive <= 0:
+        raise UserError(
+            f"--timeout-keep-alive must be positive seconds (got {args.timeout_keep_alive})"
+        )
     return ServerOptions(
         http_port=args.http_port,
         grpc_port=args.grpc_port if args.enable_grpc else None,
         host=args.host,
         max_body_bytes=args.max_body_bytes,
         grace_period_s=args.grace_period,
+        # KServe's own flag (its parser's): the idle keep-alive a pooled client must stay under.
+        timeout_keep_alive_s=args.timeout_keep_alive,
+        read_timeout_s=args.read_timeout,
+        max_connections=args.max_connections or None,
         metrics=args.metrics,
     )
 

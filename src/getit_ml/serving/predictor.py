@@ -2,22 +2,34 @@
 
 The transformer learns the scorer's inputs from its metadata at start-up
 (:meth:`PredictorClient.wait_for_metadata`) and sends every request to it
-(:meth:`PredictorClient.infer`). Errors map to what the transformer answers: the scorer
-unreachable is 503 (retry later), a 5xx of the scorer a 502 (bad gateway), a 4xx a 500 (this
-transformer built a bad request: our bug, not the caller's).
+(:meth:`PredictorClient.infer`, bounded by the client's ``timeout_s`` or the call's own). Errors
+map to what the transformer answers:
+
+* the scorer unreachable (refused, reset, draining), not answering in time, answering 503 (not
+  loaded yet, at its connection cap) or, over gRPC, ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED`` /
+  ``RESOURCE_EXHAUSTED``: **503** with ``Retry-After`` (:data:`RETRY_AFTER_S`) — temporary, and
+  the caller should come back; a restarted scorer is back within seconds;
+* any other 5xx of the scorer: **502** (bad gateway: the scorer failed, not this hop);
+* a 4xx of the scorer: **500** (this transformer built a request its own scorer refuses: our bug,
+  not the caller's).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 import numpy as np
 import orjson
 
 from getit_ml.errors import UserError
-from getit_ml.serving.http_client import HttpError, KeepAliveClient
+from getit_ml.serving.http_client import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    HttpError,
+    HttpTimeoutError,
+    KeepAliveClient,
+)
 from getit_ml.serving.protocol import (
     NUMPY_TYPES,
     InferenceResponse,
@@ -25,13 +37,25 @@ from getit_ml.serving.protocol import (
     ProtocolError,
 )
 
+#: ``Retry-After`` of the 503s that blame the scorer being away (a restart takes seconds).
+RETRY_AFTER_S: Final = 1.0
+
 
 class PredictorClient(Protocol):
     def wait_for_metadata(self, model: str, timeout_s: float) -> dict[str, Any]: ...
 
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse: ...
+    async def infer(
+        self, model: str, document: dict[str, Any], *, timeout_s: float | None = None
+    ) -> InferenceResponse:
+        """The scorer's answer; ``timeout_s`` bounds this call (default: the client's)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+def unavailable(message: str) -> ProtocolError:
+    """The 503 of a scorer that is away for now (see the module docstring)."""
+    return ProtocolError(503, message, retry_after_s=RETRY_AFTER_S)
 
 
 def _response_from_document(document: Any) -> InferenceResponse:
@@ -55,11 +79,19 @@ def _response_from_document(document: Any) -> InferenceResponse:
 
 
 class RestPredictor:
-    """The scorer over v2 REST: keep-alive connections (:class:`KeepAliveClient`), orjson."""
+    """The scorer over v2 REST: keep-alive connections (:class:`KeepAliveClient`: stale ones
+    dropped, one retry on a fresh one), orjson."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.idle_timeout_s = idle_timeout_s
         self._client: KeepAliveClient | None = None
 
     def wait_for_metadata(self, model: str, timeout_s: float) -> dict[str, Any]:
@@ -78,13 +110,21 @@ class RestPredictor:
                 time.sleep(0.2)
         raise UserError(f"the predictor at {self.base_url} is not ready for {model!r}: {last}")
 
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse:
+    async def infer(
+        self, model: str, document: dict[str, Any], *, timeout_s: float | None = None
+    ) -> InferenceResponse:
         if self._client is None:
-            self._client = KeepAliveClient(self.base_url, timeout_s=self.timeout_s)
+            self._client = KeepAliveClient(
+                self.base_url, timeout_s=self.timeout_s, idle_timeout_s=self.idle_timeout_s
+            )
         try:
-            response = await self._client.post(f"/v2/models/{model}/infer", orjson.dumps(document))
+            response = await self._client.post(
+                f"/v2/models/{model}/infer", orjson.dumps(document), timeout_s=timeout_s
+            )
+        except HttpTimeoutError as error:
+            raise unavailable(f"the predictor did not answer in time: {error}") from None
         except HttpError as error:
-            raise ProtocolError(503, f"the predictor is unreachable: {error}") from None
+            raise unavailable(f"the predictor is unreachable: {error}") from None
         if response.status != 200:
             raise _predictor_error(response.status, response.body)
         try:
@@ -105,10 +145,12 @@ def _predictor_error(status: int, body: bytes) -> ProtocolError:
     except (orjson.JSONDecodeError, AttributeError):
         message = body[:200].decode("utf-8", "replace")
     # A 4xx from the scorer means this transformer built a bad request: our bug, not the
-    # client's. A 5xx is the scorer's failure, passed on as a bad gateway.
-    return ProtocolError(
-        500 if status < 500 else 502, f"the predictor answered {status}: {message}"
-    )
+    # client's. A 503 is the scorer's "not now" (loading, at its cap): passed on, retry later.
+    # Any other 5xx is the scorer's failure, passed on as a bad gateway.
+    text = f"the predictor answered {status}: {message}"
+    if status == 503:
+        return unavailable(text)
+    return ProtocolError(500 if status < 500 else 502, text)
 
 
 class GrpcPredictor:
@@ -145,7 +187,9 @@ class GrpcPredictor:
                 time.sleep(0.2)
         raise UserError(f"the predictor at {self.target} is not ready for {model!r}: {last}")
 
-    async def infer(self, model: str, document: dict[str, Any]) -> InferenceResponse:
+    async def infer(
+        self, model: str, document: dict[str, Any], *, timeout_s: float | None = None
+    ) -> InferenceResponse:
         import grpc
         from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
@@ -156,15 +200,20 @@ class GrpcPredictor:
             self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         message = request_message(model, document)
         try:
-            reply = await self._stub.ModelInfer(message, timeout=self.timeout_s)
+            reply = await self._stub.ModelInfer(
+                message, timeout=self.timeout_s if timeout_s is None else timeout_s
+            )
         except grpc.RpcError as error:
             code = error.code()
-            status = 503 if code == grpc.StatusCode.UNAVAILABLE else 502
-            if code == grpc.StatusCode.INVALID_ARGUMENT:
-                status = 500
-            raise ProtocolError(
-                status, f"the predictor answered {code}: {error.details()}"
-            ) from None
+            text = f"the predictor answered {code}: {error.details()}"
+            if code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            ):
+                raise unavailable(text) from None
+            status = 500 if code == grpc.StatusCode.INVALID_ARGUMENT else 502
+            raise ProtocolError(status, text) from None
         return InferenceResponse(
             model_name=reply.model_name,
             outputs=response_outputs(reply),
@@ -183,12 +232,20 @@ class GrpcPredictor:
             self._stub = None
 
 
-def predictor_client(host: str, protocol: str, *, timeout_s: float = 10.0) -> PredictorClient:
+def predictor_client(
+    host: str,
+    protocol: str,
+    *,
+    timeout_s: float = 10.0,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+) -> PredictorClient:
     """A client for the scorer at ``host`` (``host:port``, or a URL for REST) speaking
-    ``protocol``: ``v2`` (REST) or ``grpc-v2``, as KServe's ``--predictor_protocol`` names them."""
+    ``protocol``: ``v2`` (REST) or ``grpc-v2``, as KServe's ``--predictor_protocol`` names them.
+    ``timeout_s``: each call's default bound; ``idle_timeout_s`` (REST): pooled connections
+    idle longer are not reused (keep it below the scorer's keep-alive, 65 s)."""
     if protocol == "v2":
         url = host if "://" in host else f"http://{host}"
-        return RestPredictor(url, timeout_s=timeout_s)
+        return RestPredictor(url, timeout_s=timeout_s, idle_timeout_s=idle_timeout_s)
     if protocol == "grpc-v2":
         return GrpcPredictor(host.split("://")[-1], timeout_s=timeout_s)
     raise UserError(f"predictor protocol must be v2 or grpc-v2 (got {protocol!r})")

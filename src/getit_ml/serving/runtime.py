@@ -8,11 +8,16 @@ name (``--family``), so no server is written for one family:
   ServingRuntime per runtime, shared by every family that uses it;
 * ``request`` is what the shop's service sends to the feature transformer — ids and the few
   facts only the caller knows (a checkout's amount, its payment rail), each with its v2 datatype
-  and, when optional, how it defaults (:class:`RequestDefault`); the transformer adds the
-  feature service's online features and on-demand context and calls the model;
+  and, when optional, how it defaults (:class:`RequestDefault`), and the values it may take
+  (:class:`~getit_ml.serving.domains.FieldDomain`: range, categories, time window, length,
+  checked before any feature is read); the transformer adds the feature service's online
+  features and on-demand context and calls the model;
 * ``head`` names the outputs (:class:`BinaryHead`: the positive class's probability and the
   decision at the threshold). Training writes the probability's name into the model's feature
-  schema, so the scorer and the monitoring sidecars read it from the artefact.
+  schema, so the scorer and the monitoring sidecars read it from the artefact;
+* ``degraded`` says what the transformer does with a row the feature store could not feed
+  (:class:`DegradedPolicy`: score it for review, flag it, or refuse it), so a family never
+  scores blind without saying so.
 
 Heads for ranked lists (item ids with scores) and forecasts (values per horizon) join
 :data:`OutputHead` as those families arrive; the transformer and the servers do not change.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from getit_ml.errors import UserError
+from getit_ml.serving.domains import FieldDomain
 
 #: Runtimes this platform serves, by name, and the entry point of each one's server.
 RUNTIME_SERVERS: Final[dict[str, str]] = {"xgboost-binary": "inference_services.xgboost_scorer"}
@@ -67,17 +73,21 @@ class RequestDefault:
 @dataclass(frozen=True)
 class RequestInput:
     """One input of the transformer's request: v2 name and datatype; optional inputs carry a
-    default."""
+    default; ``domain`` the values it may take (without one, the datatype's baseline:
+    :func:`~getit_ml.serving.domains.baseline_domain`). Defaults are checked like sent values."""
 
     name: str
     datatype: str
     default: RequestDefault | None = None
+    domain: FieldDomain | None = None
 
     def __post_init__(self) -> None:
         if self.datatype not in REQUEST_DATATYPES:
             raise UserError(
                 f"request input {self.name}: datatype must be one of {', '.join(REQUEST_DATATYPES)}"
             )
+        if self.domain is not None:
+            self.domain.check_datatype(self.name, self.datatype)
 
     @property
     def required(self) -> bool:
@@ -95,15 +105,56 @@ class BinaryHead:
 
 OutputHead = BinaryHead
 
+DegradedAction = Literal["review", "flag", "reject"]
+DEGRADED_ACTIONS: Final = ("review", "flag", "reject")
+
+
+@dataclass(frozen=True)
+class DegradedPolicy:
+    """What the transformer does with a row scored on too little of the feature store.
+
+    A row is *degraded* when more than ``max_missing_share`` of the model's store-fed inputs
+    (features of the service's feature views; not request fields, not on-demand context) are
+    missing for it, and every row is degraded while a feature view's materialization watermark
+    is missing (the online store was emptied). ``action``:
+
+    * ``review``: score it, but its ``decision_status`` says ``review`` (a person decides);
+    * ``flag``: score it, ``decision_status`` ``flagged`` (the caller decides what that means);
+    * ``reject``: answer the request 503 with ``Retry-After`` instead of a blind score.
+
+    Rows that are not degraded say ``scored``. The share is the family's to choose from data:
+    above what its normal requests miss (a new customer legitimately has no customer history),
+    below a blind score."""
+
+    max_missing_share: float = 0.5
+    action: DegradedAction = "flag"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_missing_share <= 1.0:
+            raise UserError(
+                f"degraded policy: max_missing_share must be within [0, 1] "
+                f"(got {self.max_missing_share})"
+            )
+        if self.action not in DEGRADED_ACTIONS:
+            raise UserError(
+                f"degraded policy: action must be one of {', '.join(DEGRADED_ACTIONS)} "
+                f"(got {self.action!r})"
+            )
+
+    def degraded(self, missing_share: float) -> bool:
+        return missing_share > self.max_missing_share
+
 
 @dataclass(frozen=True)
 class ServingSpec:
-    """A family's serving declaration (see the module docstring)."""
+    """A family's serving declaration (see the module docstring); ``degraded`` its policy for
+    rows the feature store could not feed (:class:`DegradedPolicy`)."""
 
     runtime: str
     feature_service: str
     request: tuple[RequestInput, ...]
     head: OutputHead
+    degraded: DegradedPolicy = DegradedPolicy()
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:

@@ -26,129 +26,60 @@ copy of the model or its schema.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final
+
+import numpy as np
 
 from getit_ml.errors import UserError
-from getit_ml.features.context import ON_DEMAND_FUNCTIONS
+from getit_ml.serving.dependency_monitor import (
+    PREDICTOR,
+    DependencyMonitor,
+    FreshnessCheck,
+    TransformerCollector,
+    TransformerCounters,
+    predictor_probe,
+)
+from getit_ml.serving.domains import RequestColumns, validate_request
+from getit_ml.serving.feature_lookup import FeastLookup, FeatureLookup, ReadOptions
 from getit_ml.serving.predictor import PredictorClient
 from getit_ml.serving.protocol import (
     INTEGER_TYPES,
     NUMERIC_TYPES,
     InferenceRequest,
     InferenceResponse,
+    OutputTensor,
     ProtocolError,
     bad_request,
     model_metadata,
     select_outputs,
     tensor_metadata,
 )
-from getit_ml.serving.runtime import RequestInput
+from getit_ml.serving.runtime import DegradedPolicy, RequestInput
 from getit_ml.serving.scorer import DEFAULT_MODEL_NAME, MISSING_INPUT
-
-if TYPE_CHECKING:
-    from feast import FeatureStore
 
 logger = logging.getLogger(__name__)
 
 TRANSFORMER_PLATFORM: Final = "getit-ml-feast-transformer"
-#: An on-demand view's body: columns in (dicts of lists), its features out.
-OnDemand = Callable[[dict[str, Any]], dict[str, Any]]
-_DEF: Final = re.compile(r"def\s+(\w+)\s*\(")
+#: The transformer's own output: per row, whether it was scored normally.
+DECISION_STATUS: Final = "decision_status"
+#: ``decision_status`` of a row scored with (enough of) its features.
+SCORED: Final = "scored"
+#: ``decision_status`` of a degraded row, by the family's action (``reject`` answers 503).
+DEGRADED_STATUS: Final = {"review": "review", "flag": "flagged"}
 
-
-def _on_demand_body(service: str, view: Any) -> OnDemand:
-    """Our function that computes on-demand view ``view``, found by its body's name."""
-    transformation = getattr(view, "feature_transformation", None)
-    function = getattr(transformation, "udf", None)
-    name = getattr(function, "__name__", None)
-    if name not in ON_DEMAND_FUNCTIONS:
-        found = _DEF.search(str(getattr(transformation, "udf_string", "") or ""))
-        name = found.group(1) if found else name
-    if name not in ON_DEMAND_FUNCTIONS:
-        raise UserError(
-            f"{service}: no serving code for on-demand view {view.name} (body {name!r}; add it "
-            "to getit_ml.features.context.ON_DEMAND_FUNCTIONS)"
-        )
-    return ON_DEMAND_FUNCTIONS[str(name)]
-
-
-class FeatureLookup(Protocol):
-    """Online feature values for entity rows: column name -> one value per row (None: missing).
-
-    ``entity_keys`` are the join keys a row needs, ``request_fields`` what the on-demand views
-    read from the request, ``on_demand`` the bodies of the on-demand views to compute."""
-
-    entity_keys: tuple[str, ...]
-    request_fields: tuple[str, ...]
-    on_demand: list[OnDemand]
-
-    def read(self, entity_rows: Sequence[Mapping[str, int]]) -> dict[str, list[Any]]: ...
-
-
-class FeastLookup:
-    """Reads a feature service's feature views from a Feast online store (its on-demand views
-    are computed by the transformer, not by Feast: same functions, a millisecond less)."""
-
-    def __init__(self, store: FeatureStore, service: str) -> None:
-        from feast.errors import FeastError
-
-        try:
-            feature_service = store.get_feature_service(service, allow_cache=True)
-            on_demand = {v.name: v for v in store.list_on_demand_feature_views(allow_cache=True)}
-            views = {v.name: v for v in store.list_feature_views(allow_cache=True)}
-        except FeastError as error:
-            raise UserError(f"feature service {service!r}: {error}") from None
-        refs: list[str] = []
-        keys: list[str] = []
-        request_fields: list[str] = []
-        self.on_demand: list[OnDemand] = []
-        self.on_demand_outputs: set[str] = set()
-        for projection in feature_service.feature_view_projections:
-            if projection.name in on_demand:
-                view = on_demand[projection.name]
-                self.on_demand.append(_on_demand_body(service, view))
-                self.on_demand_outputs.update(f.name for f in view.features)
-                for source in view.source_feature_view_projections.values():
-                    refs.extend(f"{source.name}:{f.name}" for f in source.features)
-                    keys.extend(self._join_keys(views, source.name))
-                for request_source in view.source_request_sources.values():
-                    request_fields.extend(f.name for f in request_source.schema)
-            else:
-                refs.extend(f"{projection.name}:{f.name}" for f in projection.features)
-                keys.extend(self._join_keys(views, projection.name))
-        self.refs = list(dict.fromkeys(refs))
-        self.entity_keys = tuple(dict.fromkeys(keys))
-        self.request_fields = tuple(dict.fromkeys(request_fields))
-        self.store = store
-        self.service = service
-
-    @staticmethod
-    def _join_keys(views: Mapping[str, Any], name: str) -> list[str]:
-        view = views.get(name)
-        if view is None:
-            raise UserError(f"feature view {name!r} is not in the registry")
-        return [column.name for column in view.entity_columns]
-
-    @property
-    def feature_names(self) -> set[str]:
-        """Every column a read returns, and what the on-demand views add."""
-        return {ref.partition(":")[2] for ref in self.refs} | self.on_demand_outputs
-
-    def read(self, entity_rows: Sequence[Mapping[str, int]]) -> dict[str, list[Any]]:
-        from feast.errors import FeastError
-
-        try:
-            response = self.store.get_online_features(
-                features=self.refs, entity_rows=[dict(r) for r in entity_rows]
-            )
-        except (FeastError, KeyError, ValueError, TypeError) as error:
-            raise ProtocolError(503, f"feature store read failed: {error}") from None
-        return {name: list(values) for name, values in response.to_dict().items()}
+__all__ = [
+    "DECISION_STATUS",
+    "FeastLookup",
+    "FeatureLookup",
+    "FeatureTransformer",
+    "ReadOptions",
+    "request_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -185,8 +116,9 @@ def _request_column(
     return values
 
 
-def request_rows(request: InferenceRequest, spec: Sequence[RequestInput]) -> dict[str, list[Any]]:
-    """The request as columns, with defaults filled in; 400 for anything malformed."""
+def request_rows(request: InferenceRequest, spec: Sequence[RequestInput]) -> RequestColumns:
+    """The request as columns, with defaults filled in; 400 for anything malformed (its
+    ``unknown_categories``: the values a ``missing`` domain turned into ``None``)."""
     inputs = {field.name: field for field in spec}
     unknown = [t.name for t in request.inputs if t.name not in inputs]
     if unknown:
@@ -205,11 +137,34 @@ def request_rows(request: InferenceRequest, spec: Sequence[RequestInput]) -> dic
     for field in spec:
         if field.name not in columns and field.default is not None:
             columns[field.name] = field.default.fill(columns, rows)
-    return columns
+    return validate_request(columns, spec)  # business domains: 400 naming the input and row
+
+
+@dataclass(frozen=True)
+class ScorerRequest:
+    """The scorer's v2 request for one transformer request, and what the transformer knows of
+    its rows: how many model inputs were missing, each row's ``decision_status``, and how many
+    request values were unknown categories sent to the model as missing."""
+
+    document: dict[str, Any]
+    missing: int
+    statuses: list[str]
+    unknown_categories: int = 0
+
+    @property
+    def degraded_rows(self) -> int:
+        return sum(status != SCORED for status in self.statuses)
 
 
 class FeatureTransformer:
-    """Request -> features -> the scorer, over v2 (see the module docstring)."""
+    """Request -> features -> the scorer, over v2 (see the module docstring).
+
+    ``degraded``: the family's :class:`~getit_ml.serving.runtime.DegradedPolicy`;
+    ``freshness_check``: ``ttl`` makes a view older than its ttl a reason not to be ready,
+    ``off`` only a missing watermark (historical demo data); ``predictor_timeout_s`` bounds each
+    scorer call (its client's default when ``None``); ``probe_interval_s`` /
+    ``probe_timeout_s``: the background monitor's pace and bound (started by :meth:`connect`,
+    stopped by :meth:`aclose`)."""
 
     def __init__(
         self,
@@ -219,6 +174,11 @@ class FeatureTransformer:
         *,
         name: str = DEFAULT_MODEL_NAME,
         max_rows: int = 1_000,
+        degraded: DegradedPolicy | None = None,
+        freshness_check: FreshnessCheck = "ttl",
+        predictor_timeout_s: float | None = None,
+        probe_interval_s: float = 1.0,
+        probe_timeout_s: float = 0.5,
     ) -> None:
         names = {field.name for field in request}
         needed = [k for k in (*lookup.entity_keys, *lookup.request_fields) if k not in names]
@@ -232,21 +192,31 @@ class FeatureTransformer:
         self.request = tuple(request)
         self.name = name
         self.max_rows = max_rows
+        self.policy = degraded or DegradedPolicy()
+        self.freshness_check: FreshnessCheck = freshness_check
+        self.predictor_timeout_s = predictor_timeout_s
+        self.probe_interval_s = probe_interval_s
+        self.probe_timeout_s = probe_timeout_s
         self.version = ""
         self.ready = False
+        self.counters = TransformerCounters()
+        self.monitor: DependencyMonitor | None = None
+        self._collector: TransformerCollector | None = None
         self._inputs: list[PredictorInput] = []
         self._outputs: list[dict[str, Any]] = []
+        self._store_fed: list[int] = []
 
     def connect(self, timeout_s: float = 60.0) -> None:
         """Wait for the scorer (at most ``timeout_s``), then learn its inputs and outputs from
-        its metadata."""
+        its metadata, check the dependencies once and start the monitor."""
         meta = self.predictor.wait_for_metadata(self.name, timeout_s)
         self._inputs = [
             PredictorInput(t["name"], t["datatype"])
             for t in meta["inputs"]
             if t["name"] != MISSING_INPUT
         ]
-        self._outputs = list(meta["outputs"])
+        self._outputs = [o for o in meta["outputs"] if o.get("name") != DECISION_STATUS]
+        self._outputs.append(tensor_metadata(DECISION_STATUS, "BYTES", [-1]))
         known = getattr(self.lookup, "feature_names", None)
         if known is not None:
             produced = set(known) | {field.name for field in self.request}
@@ -258,15 +228,62 @@ class FeatureTransformer:
                     len(never),
                     ", ".join(never[:10]),
                 )
+        requested = {field.name for field in self.request}
+        store = self.lookup.store_features
+        # What "missing from the store" counts: model inputs the views hold (a request field
+        # of the same name is the caller's, never the store's).
+        self._store_fed = [
+            i
+            for i, spec in enumerate(self._inputs)
+            if spec.name in store and spec.name not in requested
+        ]
         versions = meta.get("versions") or []
         self.version = str(versions[0]) if versions else "unknown"
+        self._start_monitor()
         self.ready = True
         logger.info(
-            "transformer for %s version %s: %d model inputs",
+            "transformer for %s version %s: %d model inputs (%d from the store); degraded rows "
+            "(over %.0f%% of them missing): %s",
             self.name,
             self.version,
             len(self._inputs),
+            len(self._store_fed),
+            self.policy.max_missing_share * 100,
+            self.policy.action,
         )
+
+    def _start_monitor(self) -> None:
+        if self.monitor is not None:
+            return
+        watched = getattr(self.lookup, "watched_views", None)
+        opener = getattr(self.lookup, "watermarks", None)
+        self.monitor = DependencyMonitor(
+            watched() if watched is not None else [],
+            opener(self.probe_timeout_s) if opener is not None else None,
+            predictor_probe(self.predictor, self.name, self.probe_timeout_s),
+            interval_s=self.probe_interval_s,
+            freshness_check=self.freshness_check,
+        )
+        self.monitor.start()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready for traffic: connected to the scorer, the store reachable with every watched
+        view's watermark (fresh, with ``freshness_check="ttl"``), the scorer ready — from the
+        monitor's last check, never a probe of its own."""
+        if not self.ready or self.monitor is None:
+            return False, "not connected to the predictor yet"
+        return self.monitor.readiness()
+
+    @property
+    def metrics_collector(self) -> TransformerCollector | None:
+        """The transformer's Prometheus series (:class:`TransformerCollector`), once connected."""
+        if self._collector is None and self.monitor is not None:
+            guard = getattr(self.lookup, "guard", None)
+            if guard is not None:
+                self._collector = TransformerCollector(
+                    self.name, self.monitor, guard.breaker, guard.failures, self.counters
+                )
+        return self._collector
 
     def metadata(self) -> dict[str, Any]:
         return model_metadata(
@@ -277,24 +294,24 @@ class FeatureTransformer:
             self._outputs,
         )
 
-    def features(self, request: InferenceRequest) -> tuple[dict[str, list[Any]], int]:
-        """Every column the model may need (request fields, store values, on-demand features)
-        and the row count."""
+    async def features(self, request: InferenceRequest) -> tuple[dict[str, list[Any]], int, int]:
+        """Every column the model may need (request fields, store values, on-demand features),
+        the row count and how many request values were unknown categories (now missing)."""
         columns = request_rows(request, self.request)
         rows = len(next(iter(columns.values())))
         if rows > self.max_rows:
             raise bad_request(f"{rows} rows in one request (at most {self.max_rows})")
         keys = self.lookup.entity_keys
         entity_rows = [{key: int(columns[key][i]) for key in keys} for i in range(rows)]
-        values = self.lookup.read(entity_rows)
+        values = await self.lookup.aread(entity_rows)
         merged: dict[str, list[Any]] = {**values, **columns}
         for body in self.lookup.on_demand:
             merged.update(body(merged))
-        return merged, rows
+        return merged, rows, columns.unknown_categories
 
-    def predictor_request(self, request: InferenceRequest) -> tuple[dict[str, Any], int]:
-        """The scorer's v2 request document and how many values were missing."""
-        merged, rows = self.features(request)
+    async def predictor_request(self, request: InferenceRequest) -> ScorerRequest:
+        """The scorer's v2 request document, the missing count and the rows' statuses."""
+        merged, rows, unknown_categories = await self.features(request)
         inputs: list[dict[str, Any]] = []
         flags: list[list[bool]] = []
         missing = 0
@@ -326,22 +343,86 @@ class FeatureTransformer:
         document: dict[str, Any] = {"inputs": inputs}
         if request.id is not None:
             document["id"] = request.id
-        return document, missing
+        return ScorerRequest(document, missing, self._statuses(flags, rows), unknown_categories)
+
+    def _statuses(self, flags: Sequence[Sequence[bool]], rows: int) -> list[str]:
+        """Each row's ``decision_status``: degraded when the store lost a view's watermark, or
+        when more of the row's store-fed inputs are missing than the policy allows."""
+        word = DEGRADED_STATUS.get(self.policy.action, self.policy.action)
+        if self.monitor is not None and self.monitor.missing_views:
+            return [word] * rows
+        fed = self._store_fed
+        if not fed:
+            return [SCORED] * rows
+        statuses = []
+        for row in range(rows):
+            share = sum(flags[i][row] for i in fed) / len(fed)
+            statuses.append(word if self.policy.degraded(share) else SCORED)
+        return statuses
 
     async def aclose(self) -> None:
-        """Close the connections to the predictor (the server calls it when it stops)."""
+        """Stop the monitor, close the store's and the predictor's connections (the server
+        calls it when it stops)."""
+        if self.monitor is not None:
+            monitor, self.monitor = self.monitor, None
+            await asyncio.to_thread(monitor.stop)
+        close = getattr(self.lookup, "aclose", None)
+        if close is not None:
+            await close()
         await self.predictor.close()
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
-        document, missing = self.predictor_request(request)
-        response = await self.predictor.infer(self.name, document)
+        prepared = await self.predictor_request(request)
+        degraded = prepared.degraded_rows
+        if degraded:
+            self.counters.degraded_rows += degraded
+            if self.policy.action == "reject":
+                raise ProtocolError(
+                    503,
+                    f"{degraded} of {len(prepared.statuses)} row(s) lack too many features "
+                    "from the online store to be scored (this model's policy refuses them)",
+                    retry_after_s=1.0,
+                )
+        try:
+            response = await self.predictor.infer(
+                self.name, prepared.document, timeout_s=self.predictor_timeout_s
+            )
+        except ProtocolError as error:
+            reason = {503: "unavailable", 502: "bad_gateway"}.get(error.status, "error")
+            self.counters.failures[(PREDICTOR, reason)] += 1
+            if error.status == 503 and error.retry_after_s is None:
+                error.retry_after_s = 1.0
+            raise
         return InferenceResponse(
             model_name=self.name,
             model_version=response.model_version,
             id=request.id,
-            outputs=select_outputs(response.outputs, request.outputs),
-            parameters={**response.parameters, "missing_features": missing},
+            outputs=with_status(
+                select_outputs(response.outputs, request.outputs), prepared.statuses
+            ),
+            parameters={
+                **response.parameters,
+                "missing_features": prepared.missing,
+                "degraded_rows": degraded,
+                "unknown_categories": prepared.unknown_categories,
+            },
         )
+
+
+def status_tensor(statuses: Sequence[str]) -> OutputTensor:
+    data = np.empty(len(statuses), dtype=object)
+    data[:] = list(statuses)
+    return OutputTensor(DECISION_STATUS, "BYTES", data)
+
+
+def with_status(
+    outputs: Sequence[OutputTensor], statuses: Sequence[str]
+) -> tuple[OutputTensor, ...]:
+    """``outputs`` and ``decision_status`` — always, even when the request named only other
+    outputs: a caller that asked for the probability alone must still learn that a row was not
+    scored normally."""
+    kept = [tensor for tensor in outputs if tensor.name != DECISION_STATUS]
+    return (*kept, status_tensor(statuses))
 
 
 def _placeholder(datatype: str) -> Any:

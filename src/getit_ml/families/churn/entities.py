@@ -5,12 +5,19 @@ previous 90 days is active; the label ``churned`` says whether they placed no or
 days after. The first snapshot leaves four weeks of history; the last leaves the whole horizon
 before the data ends, so every label is known. ``request_ts_us`` is the snapshot's time, as a
 scoring request carries it (the calendar features are computed from it).
+
+The scoring request declares its inputs' domains, checked by the transformer before any feature
+is read: ``customer_id`` >= 0 (the contracts' ids), ``request_ts_us`` epoch microseconds from
+:data:`EARLIEST_REQUEST` (2015-01-01; absolute, since retention runs and the demo score past
+snapshots, the demo's in 2025-26) to five minutes after the request's arrival: features are read
+as of now, so a snapshot in the future cannot be scored, and the window refuses a stamp in
+seconds, milliseconds or nanoseconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from getit_ml.errors import UserError
+from getit_ml.serving.domains import CLOCK_SKEW, FieldDomain, TimeWindow
 from getit_ml.serving.runtime import RequestDefault, RequestInput
 from getit_ml.training.dataset import EVENT_TIMESTAMP, EntityFrame
 from getit_ml.training.steps import read_marketplace_table
@@ -29,9 +37,16 @@ CADENCE: Final = timedelta(days=7)
 WARM_UP: Final = timedelta(days=28)
 JOIN_COLUMNS: Final = ("customer_id", EVENT_TIMESTAMP, "request_ts_us")
 IDENTIFIERS: Final = frozenset(JOIN_COLUMNS)
+#: The earliest snapshot a scoring request may ask about.
+EARLIEST_REQUEST: Final = datetime(2015, 1, 1, tzinfo=UTC)
 REQUEST: Final = (
-    RequestInput("customer_id", "INT64"),
-    RequestInput("request_ts_us", "INT64", RequestDefault.now_us()),
+    RequestInput("customer_id", "INT64", domain=FieldDomain(ge=0)),
+    RequestInput(
+        "request_ts_us",
+        "INT64",
+        RequestDefault.now_us(),
+        FieldDomain(window=TimeWindow(not_before=EARLIEST_REQUEST, max_ahead=CLOCK_SKEW)),
+    ),
 )
 _DHAKA: Final = pd.Timedelta(hours=6)
 
