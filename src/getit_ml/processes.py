@@ -5,7 +5,9 @@ processes of their own, as containers are on Kubernetes. :class:`ManagedProcess`
 to run one: it starts the command, waits until its readiness URL answers 200 (or a readiness
 function says so), reports a process that died while starting with the tail of its log, and
 always stops it — SIGTERM first (the servers drain in-flight requests), SIGKILL after a grace
-period. Standard library only: the monitoring environment uses it too.
+period. :class:`Supervisor` keeps a set of them running: a child that dies is started again after
+an exponential backoff (:class:`Backoff`), each restart logged with the exit status, while the
+others keep running. Standard library only: the monitoring environment uses it too.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Final
@@ -106,10 +110,22 @@ class ManagedProcess:
         """Start the process without waiting for it to be ready."""
         if self.process is not None:
             raise RuntimeError(f"the {self.name} was started already")
+        return self._launch("wb")
+
+    def respawn(self) -> ManagedProcess:
+        """Start the command again after the process exited (its log is appended to, so the
+        crash stays readable); a :class:`RuntimeError` while it still runs."""
+        process = self._started()
+        if process.poll() is None:
+            raise RuntimeError(f"the {self.name} is still running")
+        self._close_log()
+        return self._launch("ab")
+
+    def _launch(self, log_mode: str) -> ManagedProcess:
         output: IO[bytes] | None = None
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = output = self.log.open("wb")
+            self._sink = output = self.log.open(log_mode)
         logger.info("starting the %s: %s", self.name, " ".join(self.command))
         self.process = subprocess.Popen(
             self.command,
@@ -215,3 +231,95 @@ class ManagedProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------------------- supervision
+@dataclass(frozen=True)
+class Backoff:
+    """How long a supervisor waits before starting a dead child again: ``initial_s``, doubling
+    (``factor``) with each death up to ``max_s``; a child that ran ``stable_s`` or longer before
+    it died starts again from ``initial_s`` (a crash a day is not a crash loop)."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+    stable_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.initial_s <= self.max_s) or self.factor < 1 or self.stable_s <= 0:
+            raise ValueError(f"inconsistent backoff: {self}")
+
+    def delay_s(self, deaths: int) -> float:
+        """The wait before the restart that follows the ``deaths``-th death in a row (1, 2...)."""
+        return min(self.max_s, self.initial_s * self.factor ** max(0, deaths - 1))
+
+
+#: What ``getit-ml serve`` restarts its servers with.
+DEFAULT_BACKOFF: Final = Backoff()
+
+
+@dataclass
+class _Watched:
+    process: ManagedProcess
+    started_at: float
+    #: Deaths in a row (since the last stable run).
+    deaths: int = 0
+    #: When it may start again (``None``: it is running).
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Keeps started :class:`ManagedProcess` es running: :meth:`check` (or :meth:`run`, which
+    calls it every ``poll_s``) notices a child that exited, logs its status, and starts it again
+    once its :class:`Backoff` delay has passed; the others are never touched. What the CLI's
+    foreground ``serve`` runs until Ctrl-C; stopping the children is the caller's job (after
+    :meth:`run` returns), so a restart never races a stop.
+    """
+
+    def __init__(
+        self,
+        processes: Sequence[ManagedProcess],
+        backoff: Backoff = DEFAULT_BACKOFF,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backoff = backoff
+        self._clock = clock
+        now = clock()
+        self._watched = [_Watched(p, now) for p in processes]
+        #: Restarts so far, per child name.
+        self.restarts: dict[str, int] = {p.name: 0 for p in processes}
+
+    def check(self) -> None:
+        """One look at every child: note the dead, restart those whose delay has passed."""
+        now = self._clock()
+        for child in self._watched:
+            process = child.process
+            if child.restart_at is None:
+                code = process.poll()
+                if code is None:
+                    continue
+                ran_s = now - child.started_at
+                child.deaths = 1 if ran_s >= self.backoff.stable_s else child.deaths + 1
+                delay = self.backoff.delay_s(child.deaths)
+                child.restart_at = now + delay
+                logger.error(
+                    "the %s exited with status %s after %.1f s: restarting it in %.1f s "
+                    "(death %d in a row)",
+                    process.name, code, ran_s, delay, child.deaths,
+                )  # fmt: skip
+            if child.restart_at is not None and now >= child.restart_at:
+                process.respawn()
+                child.started_at, child.restart_at = self._clock(), None
+                self.restarts[process.name] += 1
+                logger.warning(
+                    "restarted the %s (restart %d, pid %d)",
+                    process.name, self.restarts[process.name], process.pid,
+                )  # fmt: skip
+
+    def run(self, stop: threading.Event | None = None, poll_s: float = 0.5) -> None:
+        """Supervise until ``stop`` is set (for ever without one: until an exception such as
+        KeyboardInterrupt)."""
+        event = stop or threading.Event()
+        while not event.wait(poll_s):
+            self.check()

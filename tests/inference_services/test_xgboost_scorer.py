@@ -18,9 +18,11 @@ from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from getit_ml.errors import UserError
 from getit_ml.processes import ManagedProcess, module_command
+from getit_ml.registry.mlflow_registry import ArtifactMismatchError, artifact_sha256
 from getit_ml.services import free_port
-from getit_ml.serving.entrypoints import model_name, scorer_loader, scorer_parser
+from getit_ml.serving.entrypoints import model_name, scorer_loader, scorer_parser, server_options
 from getit_ml.training.xgb import load_model, predict_proba
 from inference_services.xgboost_scorer.model import XGBoostScorerModel
 from tests.getit_ml.serving.support import toy_frame
@@ -33,7 +35,9 @@ def _encoded(model_dir: Path, rows: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _model(model_dir: Path) -> XGBoostScorerModel:
-    args = scorer_parser().parse_args(["--model_dir", str(model_dir), "--family", "fraud"])
+    args = scorer_parser().parse_args(
+        ["--model_dir", str(model_dir), "--family", "fraud", "--allow_unverified", "true"]
+    )
     model = XGBoostScorerModel(model_name(args), scorer_loader(args))
     assert model.load()
     return model
@@ -67,6 +71,57 @@ def test_the_parser_is_kserves_plus_ours(model_dir: Path) -> None:
     assert args.server == "fast"
     with pytest.raises(SystemExit):
         scorer_parser().parse_args(["--model_dir", "a", "--model_uri", "models:/fraud@champion"])
+
+
+def test_kserves_keep_alive_flag_sets_the_servers_idle_timeout() -> None:
+    """``--timeout-keep-alive`` is KServe's flag: our server honours it (the transformer's pool
+    must stay under it), 65 s by default as in KServe; zero or less is refused."""
+    default = server_options(scorer_parser().parse_args(["--model_dir", "a"]))
+    assert default.timeout_keep_alive_s == 65
+    short = scorer_parser().parse_args(["--model_dir", "a", "--timeout-keep-alive", "3"])
+    assert server_options(short).timeout_keep_alive_s == 3
+    zero = scorer_parser().parse_args(["--model_dir", "a", "--timeout-keep-alive", "0"])
+    with pytest.raises(UserError, match="--timeout-keep-alive must be positive"):
+        server_options(zero)
+
+
+def test_a_model_folder_is_verified_or_explicitly_not(model_dir: Path) -> None:
+    """A folder is whatever bytes are on disk: its digest, or ``--allow_unverified true``."""
+    bare = scorer_parser().parse_args(["--model_dir", str(model_dir), "--family", "fraud"])
+    with pytest.raises(UserError, match=r"--expected_sha256 HEX .* --allow_unverified true"):
+        scorer_loader(bare)
+    digest = artifact_sha256(model_dir)
+    verified = scorer_parser().parse_args(
+        ["--model_dir", str(model_dir), "--family", "fraud", "--expected_sha256", digest]
+    )
+    assert scorer_loader(verified)().version == f"sha256-{digest[:12]}"
+    tampered = scorer_parser().parse_args(
+        ["--model_dir", str(model_dir), "--expected_sha256", "0" * 64]
+    )
+    with pytest.raises(ArtifactMismatchError):
+        scorer_loader(tampered)()
+    both = scorer_parser().parse_args(
+        ["--model_dir", str(model_dir), "--expected_sha256", digest, "--allow_unverified", "true"]
+    )
+    with pytest.raises(UserError, match="not both"):
+        scorer_loader(both)
+    registry = scorer_parser().parse_args(
+        ["--model_uri", "models:/fraud@champion", "--allow_unverified", "true"]
+    )
+    with pytest.raises(UserError, match="--model_dir only"):
+        scorer_loader(registry)
+
+
+def test_main_refuses_an_unverified_folder(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inference_services.xgboost_scorer.__main__ import main
+
+    assert main(["--model_dir", str(model_dir), "--http_port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--expected_sha256" in err
+    assert "--allow_unverified" in err
+    assert "Traceback" not in err
 
 
 def test_predict_with_kserve_types(model_dir: Path) -> None:
@@ -119,6 +174,8 @@ def test_main_serves_rest_and_grpc_and_drains_on_sigterm(model_dir: Path, tmp_pa
         "inference_services.xgboost_scorer",
         "--model_dir",
         str(model_dir),
+        "--expected_sha256",
+        artifact_sha256(model_dir),
         "--http_port",
         str(http_port),
         "--grpc_port",
@@ -165,6 +222,8 @@ def test_main_on_a_stock_kserve_model_server(model_dir: Path, tmp_path: Path) ->
         "kserve",
         "--model_dir",
         str(model_dir),
+        "--allow_unverified",
+        "true",
         "--http_port",
         str(http_port),
         "--grpc_port",

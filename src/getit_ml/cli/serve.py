@@ -1,4 +1,5 @@
-"""``getit-ml serve FAMILY``: a family's model server (and its feature transformer) here."""
+"""``getit-ml serve FAMILY``: a family's model server (and its feature transformer) here, kept
+running: a server that dies is restarted with a backoff (and logged) while the other serves on."""
 
 from __future__ import annotations
 
@@ -38,8 +39,27 @@ def serve(
     ] = None,
     model_dir: Annotated[
         Path | None,
-        typer.Option("--model-dir", help="A saved model folder instead of the registry."),
+        typer.Option(
+            "--model-dir",
+            help="A saved model folder instead of the registry (needs --expected-sha256 or "
+            "--allow-unverified).",
+        ),
     ] = None,
+    expected_sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--expected-sha256",
+            help="With --model-dir: the artefact's SHA-256 (the registry's getit.sha256); other "
+            "bytes are refused.",
+        ),
+    ] = None,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="With --model-dir: serve the folder without checking its bytes (development).",
+        ),
+    ] = False,
     with_transformer: Annotated[
         bool,
         typer.Option(
@@ -66,13 +86,22 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve a family's model over v2 REST and gRPC until Ctrl-C or SIGTERM (in-flight requests
-    are drained)."""
+    are drained); a server that crashes is restarted (0.5 s backoff, doubling to 30 s)."""
     from getit_ml.errors import UserError
     from getit_ml.families import get_family
     from getit_ml.serving.launcher import LaunchOptions, LocalServing
 
     if model is not None and model_dir is not None:
         raise UserError("give --model or --model-dir, not both")
+    if model_dir is None and (expected_sha256 or allow_unverified):
+        raise UserError("--expected-sha256 and --allow-unverified go with --model-dir")
+    if model_dir is not None and not (expected_sha256 or allow_unverified):
+        raise UserError(
+            "--model-dir needs --expected-sha256 HEX (the artefact's SHA-256, as the registry "
+            "records it) or --allow-unverified to serve the folder unchecked"
+        )
+    if expected_sha256 and allow_unverified:
+        raise UserError("give --expected-sha256 or --allow-unverified, not both")
     spec = get_family(family)
     settings = settings_of(ctx)
     options = LaunchOptions(
@@ -80,6 +109,8 @@ def serve(
         runtime=spec.serving.runtime,
         model_uri=None if model_dir is not None else (model or spec.champion_uri),
         model_dir=model_dir,
+        expected_sha256=expected_sha256,
+        allow_unverified=allow_unverified,
         tracking_uri=tracking_uri,
         with_transformer=with_transformer,
         http_port=http_port,
@@ -98,9 +129,7 @@ def serve(
             f"[green]serving[/] {spec.name} ({entry.role}): REST http://{host}:{entry.http_port}"
             f"/v2, gRPC {host}:{entry.grpc_port}; Ctrl-C stops"
         )
-        code = serving.wait()
-        if code:
-            raise UserError(f"a model server exited with status {code}")
+        serving.supervise()  # until Ctrl-C / SIGTERM (KeyboardInterrupt)
     except KeyboardInterrupt:
         pass
     finally:

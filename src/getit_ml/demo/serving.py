@@ -91,7 +91,8 @@ class ServingStage:
         try:
             startup_s = time.perf_counter() - started
             url = f"{serving.entry.url}/v2/models/{family.name}/infer"
-            with httpx.Client(timeout=30) as client:
+            json_type = {"Content-Type": "application/json"}
+            with httpx.Client(timeout=30, headers=json_type) as client:
                 response = client.post(url, content=orjson.dumps(document))
                 if response.status_code != 200:
                     raise UserError(f"REST scoring failed: {response.status_code} {response.text}")

@@ -11,7 +11,7 @@ Routes (``{m}`` a model name, ``{v}`` its version; ``/versions/{v}`` is optional
 
 =======  ===========================================  ==========================================
 GET      ``/v2/health/live``                          200 ``{"live": true}``
-GET      ``/v2/health/ready``                         200 when every model is loaded, else 400
+GET      ``/v2/health/ready``                         200 when every model is ready, else 400
 GET      ``/v2``                                      server metadata
 GET      ``/v2/models/{m}``                           model metadata (404 unknown)
 GET      ``/v2/models/{m}/ready``                     200 ready, 400 not ready, 404 unknown
@@ -21,8 +21,20 @@ POST     ``/v2/repository/models/{m}/load|unload``    403 unless the extension i
 GET      ``/metrics``                                 Prometheus text format (404 when off)
 =======  ===========================================  ==========================================
 
-Health "false" is a 4xx, as the protocol says; inference on a model that is not ready is 503
-(retry later). Every error body is ``{"error": "<message>"}``.
+Health "false" is a 4xx, as the protocol says, with the reason: readiness is the repository's
+(:meth:`~getit_ml.serving.repository.ModelRepository.readiness`: loaded, and the model's own
+``readiness()`` where it has one: its dependencies). Liveness looks at nothing but the event loop.
+Inference on a model that is not *loaded* is 503 (retry later); a loaded model whose dependencies
+are unwell still gets its requests (it answers them, degraded or 503, itself). Every error body
+is ``{"error": "<message>"}`` (the HTTP layer's too:
+:class:`~getit_ml.serving.http_protocol.GuardedHttpProtocol`).
+
+The JSON endpoints (``infer``, ``repository/...``) take ``application/json`` bodies (parameters
+such as ``charset`` allowed); an inference request in the binary tensor extension (it carries
+``Inference-Header-Content-Length``) may say ``application/octet-stream`` instead. Any other
+declared type is 415. A request that declares no type is read as JSON: Triton's HTTP client,
+one of the protocol's two reference clients, sends none, and rejecting it would lock it out.
+Every client in this repository declares ``application/json``.
 
 ``/metrics`` (on the same port, so a pod's one ``prometheus.io/port`` covers it) exposes the
 server's :class:`~getit_ml.serving.metrics.InferenceMetrics`: per-model counts and durations of
@@ -66,6 +78,10 @@ _JSON: Final = (b"content-type", b"application/json")
 _LIVE: Final = orjson.dumps({"live": True})
 _READY: Final = orjson.dumps({"ready": True})
 _METRICS_TYPE: Final = (b"content-type", CONTENT_TYPE.encode())
+_RETRY_NOW: Final = (b"retry-after", b"1")
+_JSON_TYPE: Final = b"application/json"
+_BINARY_TYPE: Final = b"application/octet-stream"
+_BINARY_KEY: Final = BINARY_HEADER.encode()
 
 
 class V2App:
@@ -116,6 +132,15 @@ class V2App:
             retry_after = error.retry_after_header
             if retry_after is not None:
                 extra = [(b"retry-after", retry_after.encode())]
+        except asyncio.CancelledError:
+            # The drain's grace period ran out with this request unfinished: uvicorn cancels it
+            # and would answer a text/plain 500. Say, in JSON, that this is ours and temporary
+            # (the send does not suspend: the connection's buffer is not full).
+            body = error_body("the server stopped before the request finished; retry")
+            headers = [_JSON, (b"content-length", str(len(body)).encode()), _RETRY_NOW]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            raise
         except Exception as error:  # a bug: answer 500 with a message, keep the traceback in logs
             logger.exception("unhandled error for %s %s", scope["method"], scope["path"])
             status = 500
@@ -177,8 +202,9 @@ class V2App:
             _allow(method, "GET")
             if rest[1] == "live":
                 return 200, _LIVE, []
-            if not self.repository.ready:
-                raise ProtocolError(400, "not ready: no model is loaded")
+            ready, reason = self.repository.readiness()
+            if not ready:
+                raise ProtocolError(400, reason)
             return 200, _READY, []
         if rest[0] == "models" and len(rest) >= 2:
             return await self._model_route(method, rest[1], rest[2:], scope, receive)
@@ -197,9 +223,9 @@ class V2App:
             return 200, orjson.dumps(self.repository.get(name, version).metadata()), []
         if tail == ["ready"]:
             _allow(method, "GET")
-            model = self.repository.get(name, version)
-            if not model.ready:
-                raise ProtocolError(400, f"model {name!r} is not ready")
+            ready, reason = self.repository.model_readiness(name, version)
+            if not ready:
+                raise ProtocolError(400, reason)
             return 200, orjson.dumps({"name": name, "ready": True}), []
         if tail == ["infer"]:
             _allow(method, "POST")
@@ -216,8 +242,10 @@ class V2App:
         status = 500
         try:
             model = self.repository.ready_model(name, version)
+            binary_length = _header(scope, _BINARY_KEY)
+            _check_json(scope, binary=binary_length is not None)
             body = await self._read_body(scope, receive)
-            request = decode_rest(body, _header(scope, BINARY_HEADER.encode()))
+            request = decode_rest(body, binary_length)
             response = await model.infer(request)
             payload, json_length = encode_rest(response, request.outputs, request.binary_outputs)
             status = 200
@@ -241,9 +269,11 @@ class V2App:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if tail == ["index"]:
             _allow(method, "POST")
+            _check_json(scope, binary=False)
             return 200, orjson.dumps(self.repository.index()), []
         if len(tail) == 3 and tail[0] == "models" and tail[2] in ("load", "unload"):
             _allow(method, "POST")
+            _check_json(scope, binary=False)
             await self._read_body(scope, receive)  # honour the size limit; the body is unused
             name = tail[1]
             if tail[2] == "load":
@@ -257,6 +287,20 @@ class V2App:
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise ProtocolError(405, f"method {method} is not allowed here (use {allowed})")
+
+
+def _check_json(scope: Scope, *, binary: bool) -> None:
+    """415 unless the body is declared JSON (or, for ``binary``, octet-stream) or undeclared."""
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            media = bytes(value).split(b";", 1)[0].strip().lower()
+            if media == _JSON_TYPE or (binary and media == _BINARY_TYPE):
+                return
+            shown = bytes(value)[:80].decode("latin-1")
+            accepted = "application/json" + (" or application/octet-stream" if binary else "")
+            raise ProtocolError(
+                415, f"Content-Type {shown!r} is not accepted here (send {accepted})"
+            )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

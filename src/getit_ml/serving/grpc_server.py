@@ -76,6 +76,8 @@ STATUS_CODES: Final[dict[int, Any]] = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
+#: Concurrent calls one HTTP/2 connection may carry (gRPC's default is unlimited).
+MAX_CONCURRENT_STREAMS: Final = 256
 
 
 def _parameters(raw: Any) -> Parameters:
@@ -247,7 +249,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
-        return pb.ServerReadyResponse(ready=self.repository.ready)
+        return pb.ServerReadyResponse(ready=self.repository.readiness()[0])
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         extensions = ["binary_tensor_data"]
@@ -259,10 +261,10 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         try:
-            model = self.repository.get(request.name, request.version or None)
+            ready, _reason = self.repository.model_readiness(request.name, request.version or None)
         except ProtocolError as error:
             await _abort(context, error)
-        return pb.ModelReadyResponse(ready=model.ready)
+        return pb.ModelReadyResponse(ready=ready)
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         try:
@@ -330,18 +332,25 @@ def grpc_server(
     port: int,
     *,
     max_message_bytes: int,
+    max_concurrent_rpcs: int | None = None,
     host: str = "0.0.0.0",
     metrics: InferenceMetrics | None = None,
 ) -> Any:
     """An unstarted ``grpc.aio`` server for ``repository`` on ``host:port`` (``0.0.0.0`` means
     every address, IPv6 included, as KServe binds ``[::]``; port ``0``: any free port, read
-    ``server.getit_port``), counting ``ModelInfer`` in ``metrics`` when given."""
+    ``server.getit_port``), counting ``ModelInfer`` in ``metrics`` when given.
+
+    Limits: messages of ``max_message_bytes``; at most ``max_concurrent_rpcs`` calls at once
+    (more get ``RESOURCE_EXHAUSTED``, which a client retries later) and
+    :data:`MAX_CONCURRENT_STREAMS` per connection, so one client cannot hold every slot."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(V2Servicer(repository, metrics), server)
     address = "[::]" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)

@@ -4,19 +4,34 @@ What ``getit-ml serve FAMILY`` and the demo run: the runtime's server
 (``python -m inference_services.<server>``, the same entry point as its container) in one
 process; with the transformer, the transformer takes the public ports and the scorer moves to
 ``predictor_http_port`` / ``predictor_grpc_port`` behind it — two processes, as two containers
-would be on Kubernetes. :meth:`LocalServing.stop` sends SIGTERM, and the servers drain in-flight
-requests before exiting.
+would be on Kubernetes. :meth:`LocalServing.supervise` keeps them running as a kubelet would: a
+child that dies is started again with an exponential backoff (:class:`~getit_ml.processes.Backoff`)
+and the restart is logged with its exit status, while the other keeps serving (the transformer
+answers 503 + ``Retry-After`` until its scorer is back). :meth:`LocalServing.stop` sends SIGTERM,
+and the servers drain in-flight requests before exiting.
+
+The transformer is started with ``--freshness_check off``: the demo's embedded feature data is
+historical, so every watermark is older than its view's TTL and a freshness check would keep it
+"not ready" for ever. A model folder is served only with its ``expected_sha256`` or with
+``allow_unverified`` said out loud (the scorer's own rule).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from getit_ml.errors import UserError
-from getit_ml.processes import ManagedProcess, module_command
+from getit_ml.processes import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    ManagedProcess,
+    Supervisor,
+    module_command,
+)
 from getit_ml.serving.runtime import RUNTIME_SERVERS, TRANSFORMER_SERVER
 
 logger = logging.getLogger(__name__)
@@ -31,6 +46,10 @@ class LaunchOptions:
     #: Registry reference; ``None`` with no ``model_dir``: the family's champion.
     model_uri: str | None = None
     model_dir: Path | None = None
+    #: With ``model_dir``: the artefact's SHA-256 (other bytes are refused) ...
+    expected_sha256: str | None = None
+    #: ... or serve the folder unverified (development only).
+    allow_unverified: bool = False
     tracking_uri: str | None = None
     with_transformer: bool = False
     http_port: int = 8080
@@ -117,11 +136,14 @@ class LocalServing:
 
     def start(self) -> LocalServing:
         o = self.options
-        scorer_args = (
-            ["--model_dir", str(o.model_dir)]
-            if o.model_dir is not None
-            else ["--model_uri", o.model_reference]
-        )
+        if o.model_dir is not None:
+            scorer_args = ["--model_dir", str(o.model_dir)]
+            if o.expected_sha256:
+                scorer_args += ["--expected_sha256", o.expected_sha256]
+            if o.allow_unverified:
+                scorer_args += ["--allow_unverified", "true"]
+        else:
+            scorer_args = ["--model_uri", o.model_reference]
         if o.tracking_uri and o.model_dir is None:
             scorer_args += ["--tracking_uri", o.tracking_uri]
         if o.threshold is not None:
@@ -143,6 +165,8 @@ class LocalServing:
                 o.predictor_protocol,
                 "--predictor_timeout",
                 str(o.start_timeout_s),
+                "--freshness_check",
+                "off",
             ]
             if o.feature_store is not None:
                 transformer_args += ["--feature_store", str(o.feature_store)]
@@ -165,16 +189,19 @@ class LocalServing:
         self.processes.clear()
         return codes
 
-    def wait(self) -> int | None:
-        """Block until a process exits (the CLI's foreground mode); its exit code."""
-        import time
-
-        while True:
-            for server in self.processes:
-                code = server.process.poll()
-                if code is not None:
-                    return code
-            time.sleep(0.5)
+    def supervise(
+        self,
+        stop: threading.Event | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        *,
+        poll_s: float = 0.5,
+    ) -> Supervisor:
+        """Keep the started processes running until ``stop`` is set (for ever without one: the
+        CLI's foreground mode, until Ctrl-C); the supervisor, with its restart counts. The
+        processes are still running when it returns: :meth:`stop` them."""
+        supervisor = Supervisor([server.process for server in self.processes], backoff)
+        supervisor.run(stop, poll_s)
+        return supervisor
 
     def __enter__(self) -> LocalServing:
         return self.start()

@@ -4,6 +4,16 @@ A served model is anything with a ``name``, a ``version``, a ``ready`` flag, v2 
 an ``async infer(request)``: the fraud scorer, the feature transformer, and the ``kserve.Model``
 adapters in ``inference_services/`` (which delegate to those two).
 
+Two questions, two answers. ``ready`` means *loaded*: it gates inference
+(:meth:`ModelRepository.ready_model`), so a transformer whose online store is empty still answers
+(degraded, flagged) instead of failing every request. Readiness for traffic is the optional
+``readiness() -> (bool, reason)``: a model whose dependencies are down says so there, and the
+health endpoints (``/v2/health/ready``, ``/v2/models/<m>/ready``, gRPC ``ServerReady`` /
+``ModelReady``) answer "not ready" with the reason, so Kubernetes takes the pod out of rotation
+while it keeps serving what reaches it. ``readiness()`` is called on the event loop for every
+probe: it must answer from state the model already holds (a cached dependency check), never
+open a connection itself. A model without it is ready when it is loaded.
+
 The repository extension (``/v2/repository/models/<m>/load|unload``) is off unless the server is
 started with it enabled: stock KServe lets anyone unload a production model without
 authentication. Enabled, ``unload`` takes the model out of service (404 afterwards) and ``load``
@@ -76,8 +86,23 @@ class ModelRepository:
 
     @property
     def ready(self) -> bool:
-        """True when at least one model is served and every served model is ready."""
+        """True when at least one model is served and every served model is loaded."""
         return bool(self._models) and all(m.ready for m in self._models.values())
+
+    def model_readiness(self, name: str, version: str | None = None) -> tuple[bool, str]:
+        """Whether the model called ``name`` should get traffic, and why not (404 if unknown)."""
+        return _readiness(self.get(name, version))
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this server should get traffic: some model served, every one ready (the
+        first reason otherwise)."""
+        if not self._models:
+            return False, "not ready: no model is loaded"
+        for model in self._models.values():
+            ready, reason = _readiness(model)
+            if not ready:
+                return False, reason
+        return True, ""
 
     def models(self) -> list[ServedModel]:
         return list(self._models.values())
@@ -117,3 +142,15 @@ class ModelRepository:
             if self._models.pop(name, None) is None:
                 raise ProtocolError(404, f"unknown model {name!r}")
         logger.info("unloaded model %s", name)
+
+
+def _readiness(model: ServedModel) -> tuple[bool, str]:
+    if not model.ready:
+        return False, f"model {model.name!r} is not ready (not loaded)"
+    check = getattr(model, "readiness", None)
+    if check is None:
+        return True, ""
+    ready, reason = check()
+    if ready:
+        return True, ""
+    return False, f"model {model.name!r} is not ready: {reason or 'no reason given'}"

@@ -18,6 +18,11 @@ client cannot pass garbage off as "missing"): an optional ``BOOL`` input ``missi
 default branch, as the model was trained (:class:`~getit_ml.training.dataset.FeatureSchema`
 encodes missing as NaN).
 
+Values outside float32's finite range (``|x| > 3.4e38``: ``1e308`` is a valid FP64) are a 400
+naming the input: the trees compare in float32, where such a value is infinity and scores as
+whatever branch infinity happens to take. (Infinity itself never gets this far: the codec
+refuses it.) Under a ``missing`` flag a value is not judged: it is never used.
+
 Outputs: the positive class's probability (FP64 ``[N]``, named by the schema's monitoring hints:
 ``fraud_probability``, ``churn_probability``) and ``decision`` (BOOL ``[N]``, probability at or
 above the threshold); the response carries ``model_version`` and ``parameters.threshold``. A score
@@ -69,6 +74,8 @@ BATCH_INPUT: Final = "features"
 MISSING_INPUT: Final = "missing"
 DECISION_OUTPUT: Final = "decision"
 PLATFORM: Final = "xgboost_json"
+#: The largest magnitude the trees (float32) can hold.
+FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,9 @@ class BinaryTabularScorer:
             mask = self._mask(mask_tensor, matrix.shape[0])
             matrix[mask] = np.nan
         # Checked after the mask: a placeholder under a "missing" flag is never judged.
+        # One reduction over |x| (fmax skips NaN, the missing values): ~3 µs for a row.
+        if matrix.size and np.fmax.reduce(np.abs(matrix), axis=None) > FLOAT32_MAX:
+            self._reject_overflow(matrix, batch is not None)
         for j in self._categorical_columns:
             self._check_codes(matrix[:, j], j)
         for j in self._bool_columns:
@@ -282,6 +292,17 @@ class BinaryTabularScorer:
         if tensor.datatype == "BYTES":
             raise bad_request(f"input {tensor.name!r}: a numeric feature cannot be BYTES")
         return values.astype(np.float64)
+
+    def _reject_overflow(self, matrix: FloatArray, batch: bool) -> None:
+        """The 400 for a value beyond float32, naming its input (and row)."""
+        with np.errstate(invalid="ignore"):
+            row, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
+        name = self.schema.features[j].name
+        where = f"input {BATCH_INPUT!r}, column {j} ({name!r})" if batch else f"input {name!r}"
+        raise bad_request(
+            f"{where}, row {row}: {matrix[row, j]:g} is outside the finite float32 range the "
+            f"model computes in (|x| <= {FLOAT32_MAX:.4g})"
+        )
 
     def _check_codes(self, column: FloatArray, j: int) -> None:
         spec = self.schema.features[j]

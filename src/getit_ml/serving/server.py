@@ -1,10 +1,13 @@
 """Run the v2 REST app and the v2 gRPC service together in one event loop.
 
 ``V2Server.serve()`` binds both ports, serves until asked to stop, then drains: it stops accepting
-connections, lets in-flight REST requests and gRPC calls finish (up to ``grace_period_s``) and
-returns. In a process of its own (:func:`run_forever`) SIGTERM and SIGINT ask it to stop — the
-Kubernetes pod lifecycle. :class:`ServerThread` runs one in a background thread (tests, the
-benchmark and the demo), always stopped by its context manager.
+connections, lets in-flight REST requests and gRPC calls finish (up to ``grace_period_s``; their
+answers say ``Connection: close``), serves a request already on its way over an idle keep-alive
+connection (for ``drain_linger_s``), closes the rest and returns. The REST connections are
+:class:`~getit_ml.serving.http_protocol.GuardedHttpProtocol`'s: JSON errors from the HTTP layer
+too, a read timeout, a connection cap. In a process of its own (:func:`run_forever`) SIGTERM and
+SIGINT ask it to stop — the Kubernetes pod lifecycle. :class:`ServerThread` runs one in a
+background thread (tests, the benchmark and the demo), always stopped by its context manager.
 
 Each :class:`V2Server` has its own :class:`~getit_ml.serving.metrics.InferenceMetrics` (its own
 Prometheus registry), shared by its REST app (which exposes it at ``GET /metrics``) and its gRPC
@@ -28,6 +31,12 @@ from typing import Any
 import uvicorn
 
 from getit_ml.serving.app import V2App
+from getit_ml.serving.http_protocol import (
+    DEFAULT_DRAIN_LINGER_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT_S,
+    guarded_protocol,
+)
 from getit_ml.serving.metrics import InferenceMetrics
 from getit_ml.serving.protocol import DEFAULT_MAX_BODY_BYTES
 from getit_ml.serving.repository import ModelRepository
@@ -42,8 +51,19 @@ class ServerOptions:
     grpc_port: int | None = 8081
     host: str = "0.0.0.0"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: How long a stop waits for in-flight requests before cancelling them.
     grace_period_s: int = 30
+    #: An idle keep-alive connection is closed after this long. Clients that pool connections
+    #: must drop theirs sooner (:class:`~getit_ml.serving.http_client.KeepAliveClient`: 30 s).
     timeout_keep_alive_s: int = 65
+    #: A request's head and body must arrive within this long of its first byte (408 after).
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    #: Open REST connections at most (one more: 503 + ``Retry-After``); the same number caps
+    #: concurrent gRPC calls (HTTP/2 multiplexes calls over few connections). ``None``: no cap.
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    #: On a stop, how long an idle keep-alive connection stays open for a request already on its
+    #: way (served with ``Connection: close``) before it is closed.
+    drain_linger_s: float = DEFAULT_DRAIN_LINGER_S
     access_log: bool = False
     #: Per-model inference metrics at ``GET /metrics``; off: nothing counted, 404 there.
     metrics: bool = True
@@ -101,7 +121,12 @@ class V2Server:
         config = uvicorn.Config(
             self.app,
             lifespan="off",
-            http="httptools",
+            http=guarded_protocol(
+                read_timeout_s=options.read_timeout_s,
+                max_connections=options.max_connections,
+                drain_linger_s=options.drain_linger_s,
+            ),
+            ws="none",
             log_config=None,
             access_log=options.access_log,
             timeout_keep_alive=options.timeout_keep_alive_s,
@@ -117,6 +142,7 @@ class V2Server:
                 self.repository,
                 options.grpc_port,
                 max_message_bytes=options.max_body_bytes,
+                max_concurrent_rpcs=options.max_connections,
                 host=options.host,
                 metrics=self.metrics,
             )

@@ -28,6 +28,8 @@ from getit_ml.serving.server import ServerOptions, ServerThread
 from tests.getit_ml.serving.conftest import TEST_BODY_LIMIT, local_options
 
 INFER = "/v2/models/fraud/infer"
+#: What every client of ours declares.
+JSON = {"content-type": "application/json"}
 
 
 def named(**changes: Any) -> dict[str, Any]:
@@ -321,6 +323,39 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int]] = [
     ("oversize chunked body", "POST", INFER, "chunks", {}, 413),
     ("unload while disabled", "POST", "/v2/repository/models/fraud/unload", b"", {}, 403),
     ("load while disabled", "POST", "/v2/repository/models/fraud/load", b"", {}, 403),
+    (
+        "FP64 beyond float32",
+        "POST",
+        INFER,
+        _json(named(amount_bdt={**named()["inputs"][1], "data": [1e308, 1.0]})),
+        {},
+        400,
+    ),
+    ("text/plain body", "POST", INFER, _json(named()), {"content-type": "text/plain"}, 415),
+    (
+        "form body",
+        "POST",
+        INFER,
+        _json(named()),
+        {"content-type": "application/x-www-form-urlencoded"},
+        415,
+    ),
+    (
+        "octet-stream without the binary extension",
+        "POST",
+        INFER,
+        _json(named()),
+        {"content-type": "application/octet-stream"},
+        415,
+    ),
+    (
+        "repository index as text",
+        "POST",
+        "/v2/repository/index",
+        b"{}",
+        {"content-type": "text/plain"},
+        415,
+    ),
 ]
 
 
@@ -338,9 +373,10 @@ def test_malformed_requests_get_exact_status_and_error_body(
     status: int,
 ) -> None:
     content = _oversize_chunks() if body == "chunks" else body
-    with httpx.Client(base_url=server.http_url, timeout=10) as client:
+    with httpx.Client(base_url=server.http_url, timeout=10, headers=JSON) as client:
         response = client.request(method, path, content=content, headers=headers)
         assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/json"
         document = response.json()
         assert list(document) == ["error"]
         assert isinstance(document["error"], str)
@@ -352,11 +388,59 @@ def test_malformed_requests_get_exact_status_and_error_body(
 def test_the_table_covers_twenty_distinct_malformed_requests() -> None:
     assert len(CASES) >= 20
     assert len({c[0] for c in CASES}) == len(CASES)
-    assert {c[5] for c in CASES} == {400, 403, 404, 405, 413}
+    assert {c[5] for c in CASES} == {400, 403, 404, 405, 413, 415}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/json", "application/json; charset=utf-8", "Application/JSON"],
+    ids=["undeclared", "json", "json with charset", "json in capitals"],
+)
+def test_json_bodies_may_declare_parameters_or_nothing(
+    server: ServerThread, content_type: str | None
+) -> None:
+    """Undeclared is JSON: Triton's HTTP client, a reference client of the protocol, sends no
+    Content-Type (see ``test_clients``)."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = httpx.post(f"{server.http_url}{INFER}", content=_json(named()), headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_binary_tensors_may_travel_as_octet_stream(server: ServerThread) -> None:
+    header = _json(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "datatype": "FP64",
+                    "shape": [1, 4],
+                    "parameters": {"binary_data_size": 32},
+                }
+            ]
+        }
+    )
+    body = header + struct.pack("<4d", 1.0, 500.0, 0.0, 3.0)
+    for content_type in ("application/octet-stream", "application/json"):
+        response = httpx.post(
+            f"{server.http_url}{INFER}",
+            content=body,
+            headers={
+                "content-type": content_type,
+                "inference-header-content-length": str(len(header)),
+            },
+        )
+        assert response.status_code == 200, response.text
+    refused = httpx.post(
+        f"{server.http_url}{INFER}",
+        content=body,
+        headers={"content-type": "text/plain", "inference-header-content-length": str(len(header))},
+    )
+    assert refused.status_code == 415
+    assert "application/octet-stream" in refused.json()["error"]
 
 
 def test_valid_requests_score(server: ServerThread) -> None:
-    with httpx.Client(base_url=server.http_url) as client:
+    with httpx.Client(base_url=server.http_url, headers=JSON) as client:
         response = client.post(INFER, content=_json({**named(), "id": "r-1"}))
         document = response.json()
         assert response.status_code == 200
@@ -391,13 +475,58 @@ def test_not_ready_until_loaded(scorer: BinaryTabularScorer, toy_model_dir: Any)
     with ServerThread(ModelRepository([loading]), local_options()) as running:
         assert httpx.get(f"{running.http_url}/v2/health/ready").status_code == 400
         assert httpx.get(f"{running.http_url}/v2/models/fraud/ready").status_code == 400
-        response = httpx.post(f"{running.http_url}{INFER}", content=_json(named()))
+        response = httpx.post(f"{running.http_url}{INFER}", content=_json(named()), headers=JSON)
         assert response.status_code == 503
         assert "not ready" in response.json()["error"]
         channel = grpc.insecure_channel(running.grpc_target)
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         assert stub.ServerReady(pb.ServerReadyRequest()).ready is False
         channel.close()
+
+
+class Degraded:
+    """A loaded scorer whose dependency is down: ``readiness()`` says so."""
+
+    def __init__(self, scorer: BinaryTabularScorer) -> None:
+        self.scorer = scorer
+        self.name, self.version, self.ready = scorer.name, scorer.version, True
+        self.healthy = False
+
+    def readiness(self) -> tuple[bool, str]:
+        return (True, "") if self.healthy else (False, "the online store is unreachable")
+
+    def metadata(self) -> dict[str, Any]:
+        return self.scorer.metadata()
+
+    async def infer(self, request: Any) -> Any:
+        return await self.scorer.infer(request)
+
+
+def test_readiness_follows_the_models_own_but_inference_and_liveness_do_not(
+    scorer: BinaryTabularScorer,
+) -> None:
+    """Out of rotation (health 400, with the reason) yet still answering what reaches it."""
+    model = Degraded(scorer)
+    with (
+        ServerThread(ModelRepository([model]), local_options()) as running,
+        httpx.Client(base_url=running.http_url, headers=JSON) as client,
+        grpc.insecure_channel(running.grpc_target) as channel,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for path in ("/v2/health/ready", "/v2/models/fraud/ready"):
+            answer = client.get(path)
+            assert answer.status_code == 400
+            assert "online store is unreachable" in answer.json()["error"]
+        assert stub.ServerReady(pb.ServerReadyRequest()).ready is False
+        assert stub.ModelReady(pb.ModelReadyRequest(name="fraud")).ready is False
+        assert client.get("/v2/health/live").status_code == 200
+        assert stub.ServerLive(pb.ServerLiveRequest()).live is True
+        assert client.post(INFER, content=_json(named())).status_code == 200
+        model.healthy = True
+        assert client.get("/v2/health/ready").status_code == 200
+        assert client.get("/v2/models/fraud/ready").status_code == 200
+        assert stub.ServerReady(pb.ServerReadyRequest()).ready is True
+        assert stub.ModelReady(pb.ModelReadyRequest(name="fraud")).ready is True
 
 
 @pytest.mark.parametrize("engine", ["xgboost", "auto"])
@@ -414,7 +543,7 @@ def test_a_non_finite_score_is_never_returned(
         leaves = np.full_like(broken._forest.leaf_values, np.nan)
         broken._forest = dataclasses.replace(broken._forest, leaf_values=leaves)
     with ServerThread(ModelRepository([broken]), local_options()) as running:
-        response = httpx.post(f"{running.http_url}{INFER}", content=_json(named()))
+        response = httpx.post(f"{running.http_url}{INFER}", content=_json(named()), headers=JSON)
         assert response.status_code == 500
         assert "finite probability" in response.json()["error"]
         channel = grpc.insecure_channel(running.grpc_target)
@@ -434,7 +563,7 @@ def test_repository_extension_only_when_enabled(toy_model_dir: Any) -> None:
     )
     with (
         ServerThread(repository, local_options()) as running,
-        httpx.Client(base_url=running.http_url) as client,
+        httpx.Client(base_url=running.http_url, headers=JSON) as client,
     ):
         assert "model_repository" in client.get("/v2").json()["extensions"]
         assert client.post("/v2/repository/models/fraud/unload").status_code == 200

@@ -188,3 +188,37 @@ def test_the_flat_forest_refuses_what_it_cannot_compute(toy_model_dir: Path) -> 
     forest = verified_forest(booster)
     assert forest is not None
     assert forest.roots.size == booster.num_boosted_rounds()
+
+
+# ------------------------------------------------------------------- values beyond float32
+@pytest.mark.parametrize("value", [1e308, -3.5e38, np.inf, -np.inf])
+def test_a_value_beyond_float32_is_a_400_naming_its_input(
+    scorer: BinaryTabularScorer, frame: pd.DataFrame, value: float
+) -> None:
+    """1e308 is a fine FP64 but infinity in the trees' float32: refused, never scored."""
+    rows = frame.head(3).copy()
+    rows["amount_bdt"] = rows["amount_bdt"].astype(float)
+    rows.loc[rows.index[2], "amount_bdt"] = value
+    with pytest.raises(ProtocolError, match=r"input 'amount_bdt', row 2: .*float32") as caught:
+        scorer.infer_sync(_named(rows))
+    assert caught.value.status == 400
+    batch = scorer.schema.encode(rows.assign(amount_bdt=1.0))
+    batch[1, 1] = value
+    with pytest.raises(ProtocolError, match=r"input 'features', column 1 \('amount_bdt'\), row 1"):
+        scorer.infer_sync(InferenceRequest((_tensor("features", "FP64", batch),)))
+
+
+def test_float32_limits_are_scored_and_missing_values_are_not_judged(
+    scorer: BinaryTabularScorer, frame: pd.DataFrame
+) -> None:
+    limit = float(np.finfo(np.float32).max)
+    rows = frame.head(2).copy()
+    rows["amount_bdt"] = [limit, -limit]
+    assert _probability(scorer, _named(rows)).shape == (2,)
+    # Under a "missing" flag the placeholder is never used, so never judged; a NaN that gets
+    # this far (the codec refuses NaN on the wire) is missing too, as in training.
+    mask = np.zeros((2, 4), dtype=bool)
+    mask[0, 1] = True
+    flagged = _probability(scorer, _named(rows.assign(amount_bdt=[1e308, 10.0]), mask))
+    nan = _probability(scorer, _named(rows.assign(amount_bdt=[np.nan, 10.0])))
+    np.testing.assert_allclose(flagged, nan)
