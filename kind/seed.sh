@@ -9,7 +9,10 @@
 #      models:/<family>@champion resolves;
 #   3. copy each family's newest reference export (the one whose feature_schema.json says
 #      metadata.family = <family>) into /mnt/reference/<family>/ of the reference volume (a
-#      short-lived restricted pod), then restart the pods that read the models and references.
+#      short-lived restricted pod), then restart the pods that read the models and references;
+#   4. copy the offline tables of the population materialized last (the first family's) onto the
+#      offline-store volume, offline/, where the materialize CronJob reads them: without them its
+#      runs fail and a Redis that lost its data is never refilled.
 # Needs `make demo` (or its data and features steps for every family) to have run here first.
 set -euo pipefail
 
@@ -130,10 +133,13 @@ spec:
         limits: {cpu: 200m, memory: 128Mi}
       volumeMounts:
         - {name: reference, mountPath: /mnt/reference}
+        - {name: offline-store, mountPath: /mnt/offline-store}
         - {name: tmp, mountPath: /tmp}
   volumes:
     - name: reference
       persistentVolumeClaim: {claimName: getit-ml-reference}
+    - name: offline-store
+      persistentVolumeClaim: {claimName: getit-ml-offline-store}
     - name: tmp
       emptyDir: {}
 YAML
@@ -147,6 +153,18 @@ for family in $FAMILIES; do
   for file in "$reference"/*; do
     "$KUBECTL" -n "$NS" cp "$file" "getit-ml-reference-loader:/mnt/reference/$family/$(basename "$file")"
   done
+done
+
+echo "== 4. The materialize CronJob's offline store: offline/ of the population materialized last"
+first_family=${order[-1]}
+offline="$HOME_DIR/features/${populations[$first_family]}/offline"
+test -d "$offline" || { echo "no offline tables at $offline: run \`make demo\` first" >&2; exit 1; }
+echo "   offline-store <- $offline"
+"$KUBECTL" -n "$NS" exec getit-ml-reference-loader -- \
+  sh -c "rm -rf /mnt/offline-store/offline && mkdir -p /mnt/offline-store/offline"
+# kubectl cp of a folder copies its tree (the views' parquet folders included).
+for entry in "$offline"/*; do
+  "$KUBECTL" -n "$NS" cp "$entry" "getit-ml-reference-loader:/mnt/offline-store/offline/$(basename "$entry")"
 done
 
 echo "== restart the pods that load the models and the references"

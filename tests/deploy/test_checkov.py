@@ -174,3 +174,15 @@ def test_checkov_is_pinned_in_the_tools_lock() -> None:
     lock = (ROOT / "requirements" / "tools.lock").read_text(encoding="utf-8")
     assert any(line.startswith("checkov==") for line in lock.splitlines())
     assert Path(CHECKOV).name == "checkov"
+
+
+def test_the_materialize_cronjob_and_redis_are_checked(checkov_report: dict[str, Any]) -> None:
+    """checkov reads a CronJob's pod template too: the refill runs are held to the same pod
+    security, resources and service-account checks as the servers."""
+    passed: dict[str, set[str]] = {}
+    for check in checkov_report["passed_checks"]:
+        passed.setdefault(str(check["resource"]), set()).add(check["check_id"])
+    cron = passed.get("CronJob.ns-chart-defaults.getit-ml-materialize", set())
+    assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_38", "CKV_K8S_11"} <= cron
+    assert {"CKV_K8S_8", "CKV_K8S_9"} & cron == set(), "checkov holds no probes to a batch pod"
+    assert "CKV_K8S_22" in passed.get("Deployment.ns-chart-defaults.getit-ml-redis", set())

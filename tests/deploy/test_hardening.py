@@ -49,9 +49,15 @@ def container_violations(workload: Workload, container: dict[str, Any]) -> list[
         for resource in ("cpu", "memory"):
             if resource not in resources.get(bound, {}):
                 problems.append(f"{where}: no {resource} {bound}")
-    for probe in ("readinessProbe", "livenessProbe"):
-        if probe not in container:
-            problems.append(f"{where}: no {probe}")
+    if workload.batch:
+        # A run-to-completion pod has no endpoints to leave and nothing to restart: its
+        # deadline stops a hung run, as liveness would restart a hung server.
+        if not workload.extra["job"].get("activeDeadlineSeconds"):
+            problems.append(f"{where}: a batch pod without activeDeadlineSeconds")
+    else:
+        for probe in ("readinessProbe", "livenessProbe"):
+            if probe not in container:
+                problems.append(f"{where}: no {probe}")
     volumes = {v["name"]: v for v in workload.pod.get("volumes", [])}
     tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
     if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):
@@ -248,20 +254,32 @@ def test_network_is_default_deny_with_precise_allows(
                 assert _peer_selects_something(peer, found), (policy["metadata"]["name"], peer)
 
 
-def test_redis_and_postgres_accept_only_their_clients() -> None:
+@pytest.mark.parametrize(
+    ("name", "port", "clients"),
+    [
+        ("redis", 6379, set()),
+        ("postgresql", 5432, {"Deployment/getit-ml-mlflow"}),
+    ],
+)
+def test_redis_and_postgres_accept_only_their_clients(
+    name: str, port: int, clients: set[str]
+) -> None:
     objects = chart_objects(None)
-    redis = one(objects, "NetworkPolicy", "getit-ml-redis")
-    (rule,) = redis["spec"]["ingress"]
-    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    policy = one(objects, "NetworkPolicy", f"getit-ml-{name}")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
     allowed = {
         w.name
         for w in workloads(objects)
         if any("podSelector" in p and selects(p["podSelector"], w.labels) for p in rule["from"])
     }
+    # The feature readers and the materialize runs (they write Redis and read the registry).
     assert allowed == {
         "InferenceService/fraud/transformer",
         "InferenceService/churn/transformer",
         "Deployment/getit-ml-feature-server",
+        "CronJob/getit-ml-materialize",
+        *clients,
     }
 
 
@@ -309,9 +327,45 @@ def test_images_are_pinned(values_file: Any) -> None:
             assert not image.endswith(":latest"), image
 
 
+def _transformer_collector() -> Any:
+    """The transformer's own collector in a state where it yields every series it has: one
+    view's watermark present and one missing, the predictor probed, a failure and a degraded
+    row counted."""
+    from collections import Counter
+    from collections.abc import Mapping, Sequence
+    from datetime import UTC, datetime
+
+    from getit_ml.serving.dependency_monitor import (
+        DependencyMonitor,
+        TransformerCollector,
+        TransformerCounters,
+        WatchedView,
+    )
+    from getit_ml.serving.resilience import CircuitBreaker
+
+    class OneMissing:
+        def read(self, views: Sequence[str]) -> dict[str, datetime | None]:
+            return {v: datetime.now(UTC) if i == 0 else None for i, v in enumerate(views)}
+
+        def advance(self, marks: Mapping[str, datetime]) -> None:
+            """Read-only here."""
+
+        def ping(self) -> None:
+            """Always answers."""
+
+        def close(self) -> None:
+            """Nothing to close."""
+
+    views = [WatchedView("present", 3600.0), WatchedView("missing", 3600.0)]
+    monitor = DependencyMonitor(views, OneMissing(), lambda: None)
+    monitor.check_once()
+    counters = TransformerCounters(degraded_rows=1)
+    return TransformerCollector("m", monitor, CircuitBreaker(), Counter({"timeout": 1}), counters)
+
+
 def _metric_names() -> set[str]:
-    """Every series the platform's processes expose: the drift detector's and the fast v2
-    servers' (scorer and transformer)."""
+    """Every series the platform's processes expose: the drift detector's, the fast v2
+    servers' (scorer and transformer) and the transformer's dependency collector's."""
     from getit_ml.monitoring.metrics import DriftMetrics
     from getit_ml.serving.metrics import InferenceMetrics
 
@@ -320,6 +374,9 @@ def _metric_names() -> set[str]:
     for registry in (DriftMetrics().registry, InferenceMetrics().registry):
         for family in registry.collect():
             names.update(f"{family.name}{s}" for s in suffixes[family.type])
+    for family in _transformer_collector().collect():
+        assert family.samples, f"{family.name}: the collector yielded no sample"
+        names.update(f"{family.name}{s}" for s in suffixes[family.type])
     return names
 
 
@@ -338,6 +395,7 @@ def test_alerts_and_dashboards_use_metrics_that_exist() -> None:
     known = _metric_names()
     used = {m for e in exprs for m in re.findall(r"getit_ml_[a-z_]+", e)}
     assert {"getit_ml_inference_requests_total", "getit_ml_drift_is_drift"} <= used
+    assert {"getit_ml_feature_view_watermark_present", "getit_ml_dependency_up"} <= used
     assert used <= known, used - known
     assert not re.search(r"istio_|response_code|destination_service", json.dumps(exprs))
 
@@ -347,6 +405,8 @@ def test_the_metric_check_catches_an_unknown_metric() -> None:
     assert "getit_ml_inference_requests_total" in _metric_names()
     assert "getit_ml_inference_requests_bucket" not in _metric_names()
     assert "getit_ml_inference_request_duration_seconds_total" not in _metric_names()
+    assert {"getit_ml_dependency_up", "getit_ml_degraded_rows_total"} <= _metric_names()
+    assert "getit_ml_degraded_rows" not in _metric_names(), "a counter is scraped as _total"
 
 
 def test_drift_detectors_are_scraped_through_their_services() -> None:

@@ -67,6 +67,12 @@ def test_three_models_render_three_inference_services_and_drift_detectors(
             "GetitMlDriftDetectorSilent",
             "GetitMlHighErrorRate",
             "GetitMlHighLatencyP99",
+            # The transformer's view of its dependencies (tests/deploy/test_online_store.py).
+            "GetitMlFeatureViewWatermarkMissing",
+            "GetitMlFeatureViewStale",
+            "GetitMlDependencyDown",
+            "GetitMlCircuitOpen",
+            "GetitMlDegradedRows",
         }
 
 
@@ -85,9 +91,11 @@ def test_each_component_takes_its_family_and_its_own_reference(three: list[Manif
         f"http://recommendations-predictor.{NAMESPACE}.svc.cluster.local"
     )
     # Every model's explainer and detector share the one reference claim, a folder each.
+    readers = [w for w in workloads(three) if w.name.endswith(("/explainer", "-drift-detector"))]
+    assert len(readers) == 6
     claims = {
         v["persistentVolumeClaim"]["claimName"]
-        for w in workloads(three)
+        for w in readers
         for v in w.pod.get("volumes", [])
         if "persistentVolumeClaim" in v
     }
@@ -165,7 +173,8 @@ def test_a_model_with_its_components_off_renders_none_of_them() -> None:
 def test_no_reader_no_reference_claim() -> None:
     bare = model_entry("fraud", "fraud", explainer={"enabled": False})
     bare["driftDetector"]["enabled"] = False
-    assert find(render([bare]), "PersistentVolumeClaim") == []
+    claims = {o["metadata"]["name"] for o in find(render([bare]), "PersistentVolumeClaim")}
+    assert claims == {"getit-ml-redis-data", "getit-ml-offline-store"}, "the stores' own only"
 
 
 # ------------------------------------------------------------------------------------------ (c)

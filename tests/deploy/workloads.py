@@ -1,6 +1,7 @@
 """The pods a rendering will create, as the tests look at them: Deployments and StatefulSets
-directly, InferenceService components through KServe's merge of the ServingRuntime container with
-the InferenceService's model container (runtime first, the model's fields win, args appended)."""
+directly, Jobs and CronJobs through their pod templates, InferenceService components through
+KServe's merge of the ServingRuntime container with the InferenceService's model container
+(runtime first, the model's fields win, args appended)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 from getit_ml.deploy.render import Manifest
 
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+#: Pods that run to completion: no probes (nothing routes to them, a restart is a retry), a
+#: deadline instead (``extra["job"]`` is the Job spec).
+BATCH_KINDS = ("Job", "CronJob")
 ISVC_COMPONENTS = ("predictor", "transformer", "explainer")
 
 
@@ -22,6 +26,7 @@ class Workload:
     labels: dict[str, str]  # labels of the pods
     knative: bool = False
     isvc: bool = False
+    batch: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,13 +53,16 @@ def workloads(objects: list[Manifest]) -> list[Workload]:
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
         if kind in POD_KINDS:
-            template = obj["spec"]["template"]
+            spec = obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"]
+            template = obj if kind == "Pod" else spec["template"]
             found.append(
                 Workload(
                     f"{kind}/{name}",
                     template["spec"],
                     template["spec"]["containers"],
                     dict(template["metadata"].get("labels", {})),
+                    batch=kind in BATCH_KINDS,
+                    extra={"job": spec} if kind in BATCH_KINDS else {},
                 )
             )
         elif kind == "InferenceService":
