@@ -160,11 +160,15 @@ def server(
 
 
 def scorer_command(model_dir: Path, http_port: int, grpc_port: int, metrics: bool) -> list[str]:
+    from getit_ml.registry.mlflow_registry import artifact_sha256
+
     return module_command(
         SCORER_MODULE,
         [
             "--model_dir",
             str(model_dir),
+            "--expected_sha256",  # a model folder is served only with its digest
+            artifact_sha256(model_dir),
             "--model_name",
             FAMILY,
             "--http_port",
