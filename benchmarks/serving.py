@@ -52,7 +52,14 @@ vs stock 744 (4.4x; three runs that day gave 3.0x-5.1x), ours with ``--metrics f
 this machine's noise); scorer p50 0.81 ms / p99 3.3 ms at half its maximum (stock at half of its
 own: p50 3.1, p99 169); e2e 451 req/s, p50 3.9 ms / p99 18.5 ms at half. The tails and the
 stock server's rate (744-1,153 req/s over the three runs) track the machine's other load more
-than either server. Usage:
+than either server.
+
+After issue 13 (bounded reads, domains, guarded HTTP layer; 2026-12-04, load average 1.4-1.8,
+``--no-grpc``): ours 3,072 req/s vs stock 706 (4.35x), e2e 397 req/s (p99 7.4 ms at half) —
+the same as ca91e9b run just before at load 1.0-1.2 (ours 3,037, e2e 423): the checks cost
+nothing measurable here. At the e2e's maximum rate (16 connections saturating both cores) a few
+requests (4 of ~2,000) wait past the 200 ms feature-read deadline and are shed with 503 +
+``Retry-After``, never queued without bound; the table lists non-200 answers by status. Usage:
 
     .venv/bin/python benchmarks/serving.py              # ~5 s per cell
     .venv/bin/python benchmarks/serving.py --seconds 10 --concurrency 32
@@ -199,6 +206,9 @@ def transformer_command(
             f"127.0.0.1:{predictor_port}",
             "--feature_store",
             str(store_root),
+            # The benchmark's marketplace is historical: every view is older than its TTL.
+            "--freshness_check",
+            "off",
             "--http_port",
             str(http_port),
             "--grpc_port",
@@ -440,6 +450,8 @@ async def _load(config: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "errors": len(errors),
+        # Non-200 answers by status (0: the connection failed; gRPC: 1 per RpcError).
+        "error_codes": {str(code): errors.count(code) for code in sorted(set(errors))},
         "requests": len(latencies),
     }
 
@@ -591,6 +603,13 @@ def main() -> None:
             f"{r.peak['p99_ms']:8.2f} {h['rps']:11.0f} {h['p50_ms']:8.2f} {h['p99_ms']:8.2f} "
             f"{r.peak['errors'] + h['errors']:6d} {r.load:5.2f}"
         )
+    for r in rows:
+        for part, result in (("max", r.peak), ("half", r.half or nothing)):
+            if result.get("error_codes"):
+                print(
+                    f"  {r.name} {r.transport} ({part} rate) non-200 answers: "
+                    f"{result['error_codes']}"
+                )
     for name, count in counted.items():
         shown = "off (GET /metrics: 404)" if count is None else f"{count:,} inference requests"
         print(f"  {name}: metrics {shown}")
