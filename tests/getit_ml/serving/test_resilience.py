@@ -111,7 +111,7 @@ def test_a_slow_call_is_a_503_at_its_deadline_and_a_dead_one_then_costs_microsec
     open_error, open_seconds = answers[2]
     assert open_error.status == 503
     assert "circuit open" in open_error.message
-    assert open_seconds < 0.005  # no waiting at all
+    assert open_seconds < 0.02  # no waiting at all: far under the 50 ms deadline
     assert guard.failures == {TIMEOUT: 2, CIRCUIT_OPEN: 1}
 
 

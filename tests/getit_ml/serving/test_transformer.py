@@ -566,11 +566,13 @@ def test_a_locked_store_is_a_fast_503_liveness_stays_up_and_the_breaker_recovers
                 live_started = time.perf_counter()
                 live = httpx.get(f"{running.http_url}/v2/health/live", timeout=2)
                 assert live.status_code == 200
-                assert time.perf_counter() - live_started < 0.1
-            assert "no answer within 200 ms" in answer.text or "circuit open" in answer.text
+                # Not the 5 s busy wait, and within a kubelet's 1 s probe timeout (the bounds
+                # leave room for a loaded CI machine: 117 ms was seen at load average 5).
+                assert time.perf_counter() - live_started < 0.5
             assert all(t < 1.0 for t in timings[:2]), timings  # the deadline, not 5 s
-            assert timings[2] < 0.1, timings  # the breaker is open: no wait at all
+            # The breaker is open: refused without reading, well under the 200 ms deadline.
             assert "circuit open" in answer.json()["error"]
+            assert timings[2] < 0.15, timings
             metrics = httpx.get(f"{running.http_url}/metrics").text
             assert 'getit_ml_circuit_open{dependency="online_store",model="fraud"} 1.0' in metrics
         finally:
@@ -644,9 +646,10 @@ def test_redis_frozen_dead_and_restarted_empty(scorer_server: ServerThread, tmp_
                     assert answer.headers["retry-after"]
                     live_started = time.perf_counter()
                     assert httpx.get(f"{running.http_url}/v2/health/live").status_code == 200
-                    assert time.perf_counter() - live_started < 0.1
+                    assert time.perf_counter() - live_started < 0.5  # (see the test above)
                 assert max(timings) < 0.75, timings
-                assert min(timings[2:]) < 0.05, timings  # the breaker answers
+                # The breaker answers, well under the 200 ms deadline a read would wait out.
+                assert min(timings[2:]) < 0.15, timings
                 transformer.monitor.check_once()
                 ready, reason = transformer.readiness()
                 assert not ready
