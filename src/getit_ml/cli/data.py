@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -80,7 +81,7 @@ def import_(
         str,
         typer.Argument(
             help="One of: movielens, creditcard, diginetica, walmart, cdnow, tabular (your own "
-            "labelled .csv or .parquet table)."
+            "labelled .csv or .parquet table), interactions (your own user-item table)."
         ),
     ],
     path: Annotated[Path, typer.Argument(help="The data set's file or folder.")],
@@ -115,6 +116,52 @@ def import_(
             "--time", metavar="COLUMN", help="tabular: the time column, ISO 8601 (default: none)."
         ),
     ] = None,
+    user_column: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="COLUMN",
+            help="interactions: the user column (default: the column named user_id, user, "
+            "customer_id, visitor_id... in any case).",
+        ),
+    ] = None,
+    item_column: Annotated[
+        str | None,
+        typer.Option(
+            "--item",
+            metavar="COLUMN",
+            help="interactions: the item column (default: item_id, item, product_id, movie_id, "
+            "asin, sku...).",
+        ),
+    ] = None,
+    timestamp_column: Annotated[
+        str | None,
+        typer.Option(
+            "--timestamp",
+            metavar="COLUMN",
+            help="interactions: the time column, unix s/ms/µs/ns (detected), yyyymmdd or ISO "
+            "8601 (default: timestamp, ts, time, date...; none: every row at 1970-01-01).",
+        ),
+    ] = None,
+    rating_column: Annotated[
+        str | None,
+        typer.Option(
+            "--rating",
+            metavar="COLUMN",
+            help="interactions: the rating column, numbers >= 0 (default: rating, score, stars...; "
+            "none: implicit feedback).",
+        ),
+    ] = None,
+    event_column: Annotated[
+        str | None,
+        typer.Option(
+            "--event",
+            metavar="COLUMN",
+            help="interactions: the event-type column: view, add_to_cart, purchase... or click, "
+            "cart, buy, order (default: event_type, event, action...; none: rating, or view "
+            "without a rating).",
+        ),
+    ] = None,
 ) -> None:
     """Map a public data set, or your own labelled table, onto the platform's data contracts.
 
@@ -123,6 +170,13 @@ def import_(
     column as a feature, for a family's `getit-ml evaluate`; import.json records the mapping.
     Example: getit-ml data import tabular churn.csv --out DIR --label Churn --id customerID
     The options --label, --positive, --id and --time are for tabular only.
+
+    Your own interactions (interactions): a .csv or .parquet file, or a folder holding exactly
+    one, of user, item and optionally timestamp, rating and event type. It writes
+    DIR/interactions.parquet for the recommenders; ids that are not integers are mapped to
+    integers, the mapping written as DIR/user_ids.parquet / DIR/item_ids.parquet.
+    Example: getit-ml data import interactions events.csv --out DIR --user visitorid
+    The options --user, --item, --timestamp, --rating and --event are for interactions only.
     """
     from getit_ml.data.importers import import_dataset
 
@@ -131,6 +185,11 @@ def import_(
         "positive": positive or None,
         "id_column": id_column,
         "time_column": time_column,
+        "user_column": user_column,
+        "item_column": item_column,
+        "timestamp_column": timestamp_column,
+        "rating_column": rating_column,
+        "event_column": event_column,
     }
     given = {name: value for name, value in options.items() if value is not None}
     result = import_dataset(format, path, out, given)
@@ -150,6 +209,9 @@ def import_(
             highlight=False,
             soft_wrap=True,
         )
+    if "user_ids" in details:
+        for line in _interactions_lines(details, out):
+            stdout.print(line, highlight=False, soft_wrap=True)
     if result.rows_rejected:
         reasons = ", ".join(f"{k} ({v:,})" for k, v in result.rejected_reasons().items())
         stdout.print(
@@ -157,6 +219,35 @@ def import_(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _interactions_lines(details: Mapping[str, Any], out: Path) -> list[str]:
+    """What an interactions import decided: ids, time format, event types, duplicates."""
+
+    def ids(role: str, kind: str) -> str:
+        column = details[f"{kind}_column"]
+        if details[f"{kind}_ids"] == "mapped":
+            return f"{role} {column} (mapped to integers: {out / details[f'{kind}_id_map']})"
+        return f"{role} {column}"
+
+    lines = [
+        f"{details['n_users']:,} users, {details['n_items']:,} items; "
+        f"{ids('users', 'user')}, {ids('items', 'item')}"
+    ]
+    if details["timestamp_column"] is None:
+        lines.append(
+            f"no timestamp column: every row is at {details['timestamp_constant']} (time-based "
+            "splits cannot be used)"
+        )
+    else:
+        lines.append(f"time {details['timestamp_column']}: {details['timestamp_format']}")
+    events = ", ".join(f"{kind} {n:,}" for kind, n in details["event_types"].items())
+    lines.append(f"events: {events or 'none'}")
+    if details["duplicate_rows"]:
+        lines.append(
+            f"{details['duplicate_rows']:,} rows repeat an earlier row: kept (repeated feedback)"
+        )
+    return lines
 
 
 @app.command()

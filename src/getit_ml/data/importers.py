@@ -18,10 +18,17 @@ tabular       a user's own ``.csv`` or ``.parquet`` file  ``labelled_examples``
               (or a folder holding exactly one); options
               ``--label``, ``--positive``, ``--id``,
               ``--time``
+interactions  a user's own ``.csv`` or ``.parquet`` file  ``interactions``
+              of user, item [, timestamp, rating, event]
+              (or a folder holding exactly one); options
+              ``--user``, ``--item``, ``--timestamp``,
+              ``--rating``, ``--event``
 ============  ==========================================  =====================
 
-Only ``tabular`` takes options (:data:`TABULAR_OPTIONS`); giving one to another format, or
-leaving out an option a format requires, is a :class:`~getit_ml.errors.UserError`.
+Only ``tabular`` (:data:`TABULAR_OPTIONS`) and ``interactions`` (:data:`INTERACTIONS_OPTIONS`)
+take options; giving one to another format, or leaving out an option a format requires, is a
+:class:`~getit_ml.errors.UserError`. The ``interactions`` importer lives in
+:mod:`getit_ml.data.interactions_import` (its docstring has its rules).
 
 Every importer returns an :class:`ImportResult`: the mapped table, whose schema is exactly the
 contract's (plus, where the contract allows them, extra float64 columns such as V1..V28, or the
@@ -134,6 +141,9 @@ class ImportResult:
     rows_read: int
     #: Format-specific facts recorded in ``import.json`` besides the counts (JSON values).
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: Further Parquet files written beside the table, by file name (e.g. an id mapping);
+    #: ``None`` removes a stale file of that name left by an earlier import.
+    sidecars: Mapping[str, pa.Table | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A violation here is a bug in an importer, not a user mistake.
@@ -145,6 +155,10 @@ class ImportResult:
         if REASON_COLUMN not in self.rejected.column_names:
             raise ValueError(f"{self.table_name}: the rejected table has no {REASON_COLUMN}")
         _check_output_schema(CONTRACTS[self.table_name], self.table.schema)
+        reserved = (f"{self.table_name}.parquet", SUMMARY_FILE)
+        for name in self.sidecars:
+            if Path(name).name != name or not name.endswith(".parquet") or name in reserved:
+                raise ValueError(f"{self.table_name}: bad sidecar file name {name!r}")
 
     @property
     def rows_written(self) -> int:
@@ -263,10 +277,11 @@ def import_dataset(
 ) -> ImportResult:
     """Import ``path`` in ``format`` and write it under ``out``.
 
-    ``options`` are the format's options (see :attr:`Importer.options`; only ``tabular`` takes
-    any); an option the format does not take is a UserError. Writes ``<out>/<table>.parquet``,
-    ``<out>/rejected/<table>.parquet`` when rows were rejected (a stale one from an earlier run
-    is removed otherwise) and ``<out>/import.json``, last, with the counts, the rejection reasons
+    ``options`` are the format's options (see :attr:`Importer.options`; only ``tabular`` and
+    ``interactions`` take any); an option the format does not take is a UserError. Writes
+    ``<out>/<table>.parquet``, ``<out>/rejected/<table>.parquet`` when rows were rejected (a stale
+    one from an earlier run is removed otherwise), the result's sidecars (an interactions import's
+    id mappings) and ``<out>/import.json``, last, with the counts, the rejection reasons
     and the format's details (for tabular: the label mapping, id, time and feature types).
     """
     importer = get_importer(format)
@@ -284,6 +299,11 @@ def import_dataset(
             _write_parquet(result.rejected, rejected_path)
         else:
             rejected_path.unlink(missing_ok=True)
+        for name, sidecar in result.sidecars.items():
+            if sidecar is None:
+                (out / name).unlink(missing_ok=True)
+            else:
+                _write_parquet(sidecar, out / name)
         summary = {
             "format": format,
             "source": str(path.resolve()),
@@ -1066,6 +1086,32 @@ def _read_tabular(path: Path, options: ImportOptions) -> ImportResult:
     )
 
 
+# A user's own interactions → interactions. The importer is getit_ml.data.interactions_import,
+# which builds on this module's machinery: it is imported when it runs, so that neither module
+# needs the other to be loaded first.
+INTERACTIONS_OPTIONS: Final = (
+    ImportOption("user_column", "--user", "the user column (default: found by its name)"),
+    ImportOption("item_column", "--item", "the item column (default: found by its name)"),
+    ImportOption(
+        "timestamp_column",
+        "--timestamp",
+        "the time column: unix s/ms/µs/ns, yyyymmdd or ISO 8601 (default: found by its name)",
+    ),
+    ImportOption("rating_column", "--rating", "the rating column (default: found by its name)"),
+    ImportOption("event_column", "--event", "the event-type column (default: found by its name)"),
+)
+INTERACTIONS_EXPECTS: Final = (
+    "a .csv or .parquet file with a header, a user column and an item column (or a folder "
+    "holding exactly one)"
+)
+
+
+def _read_interactions(path: Path, options: ImportOptions) -> ImportResult:
+    from getit_ml.data.interactions_import import read_interactions
+
+    return read_interactions(path, options)
+
+
 def _path_only(
     read: Callable[[Path], ImportResult],
 ) -> Callable[[Path, ImportOptions], ImportResult]:
@@ -1471,5 +1517,12 @@ IMPORTERS: Final[dict[str, Importer]] = {
         Importer("walmart", "demand_series", _WALMART_EXPECTS, _path_only(import_walmart)),
         Importer("cdnow", "order_history", _CDNOW_EXPECTS, _path_only(import_cdnow)),
         Importer("tabular", "labelled_examples", _TABULAR_EXPECTS, _read_tabular, TABULAR_OPTIONS),
+        Importer(
+            "interactions",
+            "interactions",
+            INTERACTIONS_EXPECTS,
+            _read_interactions,
+            INTERACTIONS_OPTIONS,
+        ),
     )
 }

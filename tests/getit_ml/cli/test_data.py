@@ -146,3 +146,55 @@ def test_validate_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_import_interactions_maps_ids_and_reports_rejections(tmp_path: Path) -> None:
+    source = tmp_path / "events.csv"
+    source.write_text(
+        "visitor,sku,ts,action\n"
+        "A17,p-1,1700000000000,click\n"
+        "A17,p-2,1700000001000,buy\n"
+        "B2,p-1,1700000002000,refund\n"
+        "B2,p-1,later,view\n"
+    )
+    out = tmp_path / "o"
+    result = runner.invoke(
+        app,
+        ["data", "import", "interactions", str(source), "--out", str(out), "--user", "visitor",
+         "--item", "sku", "--event", "action"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "read 4 rows, wrote 2" in result.output
+    assert "1 users, 2 items" in result.output
+    assert "mapped to integers" in result.output
+    assert "time ts: unix_milliseconds" in result.output
+    assert "events: view 1, purchase 1" in result.output
+    assert "rejected 2 rows" in result.output
+    assert "return or refund" in result.output
+    table = pq.read_table(out / "interactions.parquet")
+    assert table.column("event_type").to_pylist() == ["view", "purchase"]
+    assert pq.read_table(out / "user_ids.parquet").column("original_id").to_pylist() == ["A17"]
+
+
+def test_import_interactions_refuses_a_folder_with_two_files(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.parquet"):
+        (tmp_path / name).write_text("user_id,item_id\n1,2\n")
+    result = runner.invoke(
+        app, ["data", "import", "interactions", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "holds 2" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_import_refuses_interactions_options_for_other_formats(tmp_path: Path) -> None:
+    (tmp_path / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n1,10,4,874965758\n")
+    result = runner.invoke(
+        app,
+        ["data", "import", "movielens", str(tmp_path), "--out", str(tmp_path / "o"),
+         "--timestamp", "timestamp"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "(--timestamp) for this format" in result.output
+    assert "only interactions does" in result.output

@@ -40,6 +40,7 @@ FORMAT_TABLES = {
     "walmart": "demand_series",
     "cdnow": "order_history",
     "tabular": "labelled_examples",
+    "interactions": "interactions",
 }
 
 
@@ -565,7 +566,7 @@ def test_unknown_format_names_the_known_ones(tmp_path: Path) -> None:
         UserError,
         match=re.escape(
             "unknown import format 'netflix'; expected one of: "
-            "cdnow, creditcard, diginetica, movielens, tabular, walmart"
+            "cdnow, creditcard, diginetica, interactions, movielens, tabular, walmart"
         ),
     ):
         import_dataset("netflix", tmp_path, tmp_path / "out")
