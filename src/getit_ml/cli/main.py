@@ -1,8 +1,9 @@
 """``getit-ml``: the one entry point of the platform.
 
 Each layer adds its command group here (``data``, ``features``, ``pipeline``, ``serve``,
-``monitor``). Commands are thin: they load the settings, call into :mod:`getit_ml`, and render the
-result. A :class:`~getit_ml.errors.UserError` becomes one red line on stderr and exit status 2.
+``monitor``, ``recs``). Commands are thin: they load the settings, call into :mod:`getit_ml`, and
+render the result. A :class:`~getit_ml.errors.UserError` becomes one red line on stderr and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from getit_ml import __version__
-from getit_ml.cli import data, evaluate, features, monitor, pipeline, registry, serve
+from getit_ml.cli import data, evaluate, features, monitor, pipeline, recs, registry, serve
 from getit_ml.cli.common import settings_of, user_errors
 from getit_ml.log import configure_logging
 from getit_ml.settings import describe_settings, load_settings
@@ -38,6 +39,7 @@ app.add_typer(pipeline.app, name="pipeline")
 app.command("serve")(serve.serve)
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(recs.app, name="recs")
 
 stdout = Console()
 
