@@ -69,6 +69,17 @@ _LIFT_PRIOR: Final = 5.0
 #: Pseudo-weight of the catalogue-wide category mix in a customer's smoothed affinity.
 _AFFINITY_PRIOR: Final = 10.0
 
+#: The request-time calendar columns (:func:`~getit_ml.features.context.calendar_features`) the
+#: ranker takes, one value for every row of a request.
+_CALENDAR_COLUMNS: Final = (
+    "festival_demand_multiplier",
+    "days_to_next_festival",
+    "days_to_eid_ul_fitr",
+    "days_to_eid_ul_adha",
+    "days_to_pohela_boishakh",
+    "is_ramadan",
+)
+
 FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "customer": (
         "category_affinity",
@@ -93,12 +104,7 @@ FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "region": ("district_popularity_30d", "district_lift", "division_code", "is_urban"),
     "festival": (
-        "festival_demand_multiplier",
-        "days_to_next_festival",
-        "days_to_eid_ul_fitr",
-        "days_to_eid_ul_adha",
-        "days_to_pohela_boishakh",
-        "is_ramadan",
+        *_CALENDAR_COLUMNS,
         "in_festival",
         "category_festival_lift",
         "festival_x_category_lift",
@@ -343,14 +349,7 @@ def candidate_features(history: MarketHistory, pairs: pd.DataFrame, as_of_us: in
     out["is_urban"] = cust["is_urban"].astype(np.float64).to_numpy()
 
     context = calendar_features([as_of_us])
-    for name in (
-        "festival_demand_multiplier",
-        "days_to_next_festival",
-        "days_to_eid_ul_fitr",
-        "days_to_eid_ul_adha",
-        "days_to_pohela_boishakh",
-        "is_ramadan",
-    ):
+    for name in _CALENDAR_COLUMNS:
         out[name] = np.full(len(base), float(context[name][0]))
     in_festival = calendar.festival_on(moment.date()) is not None
     out["in_festival"] = np.full(len(base), float(in_festival))
