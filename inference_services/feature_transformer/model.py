@@ -69,15 +69,9 @@ class FeatureTransformerModel(kserve.Model):  # type: ignore[misc]
     ) -> InferRequest:
         try:
             prepared = await self.transformer.predictor_request(from_kserve(payload))
+            self.transformer.admit(prepared)
         except ProtocolError as error:
             raise kserve_error(error) from None
-        degraded = prepared.degraded_rows
-        if degraded:
-            self.transformer.counters.degraded_rows += degraded
-            if self.transformer.policy.action == "reject":
-                raise kserve_error(
-                    ProtocolError(503, f"{degraded} row(s) lack too many features to be scored")
-                )
         inputs = [
             kserve.InferInput(i["name"], i["shape"], i["datatype"], i["data"])
             for i in prepared.document["inputs"]

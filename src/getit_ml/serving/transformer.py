@@ -371,18 +371,26 @@ class FeatureTransformer:
             await close()
         await self.predictor.close()
 
+    def admit(self, prepared: ScorerRequest) -> None:
+        """Count the request's degraded rows and, under a ``reject`` policy, refuse them (503 +
+        ``Retry-After``) — before the scorer is called, on every server the transformer runs on
+        (ours in :meth:`infer`, a stock KServe ``preprocess``)."""
+        degraded = prepared.degraded_rows
+        if not degraded:
+            return
+        self.counters.degraded_rows += degraded
+        if self.policy.action == "reject":
+            raise ProtocolError(
+                503,
+                f"{degraded} of {len(prepared.statuses)} row(s) lack too many features "
+                "from the online store to be scored (this model's policy refuses them)",
+                retry_after_s=1.0,
+            )
+
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         prepared = await self.predictor_request(request)
+        self.admit(prepared)
         degraded = prepared.degraded_rows
-        if degraded:
-            self.counters.degraded_rows += degraded
-            if self.policy.action == "reject":
-                raise ProtocolError(
-                    503,
-                    f"{degraded} of {len(prepared.statuses)} row(s) lack too many features "
-                    "from the online store to be scored (this model's policy refuses them)",
-                    retry_after_s=1.0,
-                )
         try:
             response = await self.predictor.infer(
                 self.name, prepared.document, timeout_s=self.predictor_timeout_s
