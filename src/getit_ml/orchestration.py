@@ -8,10 +8,12 @@ step as a process of this interpreter; on a cluster the same IR YAML runs in the
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -104,8 +106,34 @@ def compile_pipeline(name: str, root: Path, out: Path | None = None) -> Path:
     target = out or root / spec(name).compiled
     target.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(load_pipeline(name, root), str(target))
+    target.write_text(_sorted_header_defaults(target.read_text()))
     logger.info("compiled %s -> %s", name, target)
     return target
+
+
+_DICT_DEFAULT = re.compile(r"^(#.*\[Default: )(\{.*\})(\])$")
+
+
+def _sorted_header_defaults(text: str) -> str:
+    """kfp's header comment renders a ``dict`` input's default from a protobuf ``Struct``, whose
+    key order changes from one process to the next (the YAML body below it is sorted): write
+    those defaults with sorted keys, so that the same pipeline always compiles to the same
+    bytes and the golden files stay comparable."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break  # the header ends at the first line of YAML
+        match = _DICT_DEFAULT.match(line)
+        if match is None:
+            continue
+        try:
+            value = ast.literal_eval(match.group(2))
+        except (ValueError, SyntaxError):
+            continue  # not a literal kfp wrote: leave it as it is
+        if isinstance(value, dict):
+            ordered = {key: value[key] for key in sorted(value, key=str)}
+            lines[i] = f"{match.group(1)}{ordered!r}{match.group(3)}"
+    return "\n".join(lines)
 
 
 def code_version(root: Path) -> str:

@@ -132,3 +132,23 @@ def test_a_local_run_names_the_feature_store_its_engineer_features_step_built(
     assert run.feature_store is None  # a folder without the store's data is not a store
     (store / "data").mkdir()
     assert run.feature_store == store
+
+
+def test_dict_defaults_in_the_compiled_header_are_written_in_sorted_order() -> None:
+    """kfp renders a dict default from a protobuf Struct in an order that changes per process."""
+    from getit_ml.orchestration import _sorted_header_defaults
+
+    text = (
+        "# Inputs:\n"
+        "#    options: dict [Default: {'b': 1.0, 'a': {'y': 2, 'x': 1}}]\n"
+        "#    name: str [Default: 'x']\n"
+        "root:\n"
+        "#    options: dict [Default: {'b': 1.0, 'a': 2}]\n"
+    )
+    assert _sorted_header_defaults(text) == (
+        "# Inputs:\n"
+        "#    options: dict [Default: {'a': {'y': 2, 'x': 1}, 'b': 1.0}]\n"
+        "#    name: str [Default: 'x']\n"
+        "root:\n"
+        "#    options: dict [Default: {'b': 1.0, 'a': 2}]\n"  # below the header: untouched
+    )
